@@ -1,0 +1,28 @@
+//! kingpin's core API: the [`Coordinator`] trait and its contract, the one
+//! [`Error`] type, validated [`NodePath`]s, coordinator URLs, and
+//! [`MemoryCoordinator`], the in-memory reference implementation.
+//!
+//! Backends (ZooKeeper, etcd, SQLite) live in their own crates and implement
+//! [`Coordinator`]; everything built above the trait takes an
+//! `Arc<dyn Coordinator>` and never names a backend.
+#![deny(missing_docs)]
+
+mod coordinator;
+mod error;
+pub mod memory;
+mod path;
+mod session;
+mod url;
+mod watch_channel;
+
+pub use coordinator::{
+    Capabilities, Coordinator, CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents,
+    SessionState, Stat, WatchEvent, WatchKind, WatchStream, DEFAULT_MAX_DATA_SIZE,
+    SEQUENCE_DIGITS,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use memory::{MemoryCoordinator, MemoryServer};
+pub use path::{NodePath, MAX_COMPONENT_LEN, MAX_PATH_LEN};
+pub use session::SessionHub;
+pub use url::{CoordinatorScheme, CoordinatorUrl};
+pub use watch_channel::{watch_channel, WatchSender};
