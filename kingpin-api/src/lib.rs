@@ -7,6 +7,7 @@
 //! `Arc<dyn Coordinator>` and never names a backend.
 #![deny(missing_docs)]
 
+mod backoff;
 mod coordinator;
 mod error;
 pub mod memory;
@@ -15,6 +16,7 @@ mod session;
 mod url;
 mod watch_channel;
 
+pub use backoff::Backoff;
 pub use coordinator::{
     Capabilities, Coordinator, CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents,
     SessionState, Stat, WatchEvent, WatchKind, WatchStream, DEFAULT_MAX_DATA_SIZE,

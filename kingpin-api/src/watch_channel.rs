@@ -18,6 +18,7 @@ struct Shared {
     notify: Notify,
     sender_gone: AtomicBool,
     receiver_gone: AtomicBool,
+    receiver_dropped: Notify,
 }
 
 /// The backend's end of a watch.
@@ -72,6 +73,20 @@ impl WatchSender {
     pub fn is_closed(&self) -> bool {
         self.shared.receiver_gone.load(Ordering::Acquire)
     }
+
+    /// Resolves once the consumer has dropped its stream.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.shared.receiver_dropped.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a drop in between still wakes us.
+            notified.as_mut().enable();
+            if self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Drop for WatchSender {
@@ -86,6 +101,7 @@ struct ReceiverGuard(Arc<Shared>);
 impl Drop for ReceiverGuard {
     fn drop(&mut self) {
         self.0.receiver_gone.store(true, Ordering::Release);
+        self.0.receiver_dropped.notify_waiters();
     }
 }
 
@@ -134,7 +150,12 @@ mod tests {
     async fn sender_learns_the_stream_was_dropped() {
         let (tx, rx) = watch_channel();
         assert!(!tx.is_closed());
+        let waiter = tokio::spawn(async move {
+            tx.closed().await;
+            tx.is_closed()
+        });
+        tokio::task::yield_now().await;
         drop(rx);
-        assert!(tx.is_closed());
+        assert!(waiter.await.unwrap());
     }
 }

@@ -1,0 +1,123 @@
+//! Connection settings, from a `zk://` URL and the environment.
+
+use std::fmt;
+use std::time::Duration;
+
+use kingpin_api::{CoordinatorScheme, CoordinatorUrl, Error, Result, DEFAULT_MAX_DATA_SIZE};
+
+/// Environment variable holding `user:password` for ZooKeeper digest auth.
+pub const DIGEST_ENV: &str = "KINGPIN_ZK_DIGEST";
+
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach a ZooKeeper ensemble.
+#[derive(Clone)]
+pub struct ZooKeeperConfig {
+    pub(crate) hosts: Vec<String>,
+    pub(crate) chroot: String,
+    pub(crate) session_timeout: Duration,
+    pub(crate) connection_timeout: Option<Duration>,
+    pub(crate) digest: Option<String>,
+    pub(crate) max_data_size: usize,
+}
+
+impl ZooKeeperConfig {
+    /// A config for `hosts` (`host:port` each), no chroot, a 10 s session.
+    pub fn new(hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        ZooKeeperConfig {
+            hosts: hosts.into_iter().map(Into::into).collect(),
+            chroot: String::new(),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            connection_timeout: None,
+            digest: None,
+            max_data_size: DEFAULT_MAX_DATA_SIZE,
+        }
+    }
+
+    /// Reads `zk://h1:2181,h2:2181/chroot?session_timeout=10s&connection_timeout=2s`,
+    /// and digest credentials from `KINGPIN_ZK_DIGEST` when set.
+    pub fn from_url(url: &CoordinatorUrl) -> Result<Self> {
+        if url.scheme() != CoordinatorScheme::ZooKeeper {
+            return Err(Error::invalid(format!("{url} is not a zk:// URL")));
+        }
+        url.reject_unknown_options(&["session_timeout", "connection_timeout"])?;
+        let mut config = ZooKeeperConfig::new(url.hosts().iter().cloned()).with_chroot(url.path())?;
+        if let Some(t) = url.duration_option("session_timeout")? {
+            config.session_timeout = t;
+        }
+        config.connection_timeout = url.duration_option("connection_timeout")?;
+        if let Ok(digest) = std::env::var(DIGEST_ENV) {
+            config = config.with_digest(digest)?;
+        }
+        Ok(config)
+    }
+
+    /// Confines every path under `chroot` (created if missing).
+    pub fn with_chroot(mut self, chroot: &str) -> Result<Self> {
+        let chroot = chroot.trim_end_matches('/');
+        if !chroot.is_empty() {
+            kingpin_api::NodePath::parse(chroot)?;
+        }
+        self.chroot = chroot.to_owned();
+        Ok(self)
+    }
+
+    /// Session timeout requested from the server (it may clamp it).
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// Digest auth as `user:password`. Nodes created are then readable and
+    /// writable only by that identity (ZooKeeper's `creator_all` ACL).
+    pub fn with_digest(mut self, user_password: impl Into<String>) -> Result<Self> {
+        let digest = user_password.into();
+        if !digest.contains(':') {
+            return Err(Error::invalid(format!(
+                "ZooKeeper digest credentials must be user:password (from {DIGEST_ENV} or config)"
+            )));
+        }
+        self.digest = Some(digest);
+        Ok(self)
+    }
+
+    /// Payload limit (default [`DEFAULT_MAX_DATA_SIZE`]); must not exceed the
+    /// servers' `jute.maxbuffer`.
+    pub fn with_max_data_size(mut self, limit: usize) -> Self {
+        self.max_data_size = limit;
+        self
+    }
+
+    /// The connect string without the chroot.
+    pub(crate) fn connect_string(&self) -> String {
+        self.hosts.join(",")
+    }
+}
+
+impl fmt::Debug for ZooKeeperConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZooKeeperConfig")
+            .field("hosts", &self.hosts)
+            .field("chroot", &self.chroot)
+            .field("session_timeout", &self.session_timeout)
+            .field("digest", &self.digest.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_url_options_and_hides_credentials() {
+        let url = CoordinatorUrl::parse("zk://a:2181,b:2181/kp?session_timeout=4s").unwrap();
+        let config = ZooKeeperConfig::from_url(&url).unwrap().with_digest("u:secret").unwrap();
+        assert_eq!(config.connect_string(), "a:2181,b:2181");
+        assert_eq!(config.chroot, "/kp");
+        assert_eq!(config.session_timeout, Duration::from_secs(4));
+        assert!(!format!("{config:?}").contains("secret"));
+        let bad = CoordinatorUrl::parse("zk://a:2181/kp?sesion_timeout=4s").unwrap();
+        assert!(ZooKeeperConfig::from_url(&bad).is_err());
+    }
+}
