@@ -24,8 +24,23 @@ pub const MAX_COMPONENT_LEN: usize = 255;
 /// assert!(NodePath::parse("/config/../etc").is_err());
 /// # Ok::<(), kingpin_api::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct NodePath(String);
+
+/// Paths order component by component, so a node's descendants sort right
+/// after it (`/a`, `/a/b`, `/a-b`), which keeps subtrees contiguous in
+/// ordered maps.
+impl Ord for NodePath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.components().cmp(other.components())
+    }
+}
+
+impl PartialOrd for NodePath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl NodePath {
     /// The root node, `/`.
@@ -229,5 +244,9 @@ mod tests {
         assert!(p.join("x/y").is_err());
         assert!(p.starts_with(&NodePath::parse("/a/b").unwrap()));
         assert!(!NodePath::parse("/a/bc").unwrap().starts_with(&NodePath::parse("/a/b").unwrap()));
+        let mut sorted: Vec<NodePath> = ["/a-b", "/a/b", "/a", "/"].iter().map(|s| NodePath::parse(s).unwrap()).collect();
+        sorted.sort();
+        let sorted: Vec<&str> = sorted.iter().map(NodePath::as_str).collect();
+        assert_eq!(sorted, ["/", "/a", "/a/b", "/a-b"], "subtrees are contiguous");
     }
 }

@@ -1,0 +1,130 @@
+//! Where the real servers are: named by the environment, started by
+//! testcontainers when Docker is there, or, for cases that restart their
+//! server, started here as local processes.
+
+use std::path::PathBuf;
+
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::sync::OnceCell;
+
+use crate::harness::skip;
+use crate::servers::{LocalServer, ServerKind};
+
+/// Set to `1` to let tests that need an external server pass without one
+/// (each says it skipped). Without it, a missing server fails the test.
+pub const SKIP_EXTERNAL_ENV: &str = "KINGPIN_TEST_SKIP_EXTERNAL";
+
+/// What a test needs of its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerNeeds {
+    /// Any server; the run's shared one is fine.
+    Shared,
+    /// A server of the test's own, which it may stop and restart.
+    Restartable,
+}
+
+fn env_var(kind: ServerKind) -> &'static str {
+    match kind {
+        ServerKind::ZooKeeper => "KINGPIN_TEST_ZK",
+        ServerKind::Etcd => "KINGPIN_TEST_ETCD",
+    }
+}
+
+fn skip_external() -> bool {
+    std::env::var(SKIP_EXTERNAL_ENV).is_ok_and(|v| v == "1" || v == "true")
+}
+
+fn docker_available() -> bool {
+    std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists()
+}
+
+/// A shared server's `host:port` for `kind`: from `KINGPIN_TEST_ZK` /
+/// `KINGPIN_TEST_ETCD`, else a testcontainers container when Docker is
+/// available. `None` only when the run opted out; otherwise a missing server
+/// fails the test with instructions.
+pub async fn shared_endpoint(kind: ServerKind, test: &str) -> Option<String> {
+    if let Ok(endpoint) = std::env::var(env_var(kind)) {
+        if !endpoint.is_empty() {
+            return Some(endpoint);
+        }
+    }
+    if docker_available() {
+        return Some(container_endpoint(kind).await);
+    }
+    missing(kind, test, "no server is named and Docker is not available")
+}
+
+/// A server of the test's own, as a local process, for cases that restart it.
+pub async fn private_server(kind: ServerKind, test: &str) -> Option<LocalServer> {
+    if !LocalServer::available(kind) {
+        return missing(kind, test, "a restartable server needs the local binaries (see scripts/test)");
+    }
+    let dir = scratch_dir(kind);
+    match LocalServer::start(kind, &dir).await {
+        Ok(server) => Some(server.remove_dir_on_drop()),
+        Err(e) => panic!("cannot start a private {kind:?} for {test}: {e}"),
+    }
+}
+
+fn missing<T>(kind: ServerKind, test: &str, why: &str) -> Option<T> {
+    if skip_external() {
+        skip(&format!("{kind:?}"), test, &format!("{why}; {SKIP_EXTERNAL_ENV}=1"));
+        return None;
+    }
+    panic!(
+        "{test} needs a real {kind:?} server, but {why}. Run the README's test command \
+         (./scripts/test), set {}=host:port, or opt out explicitly with {SKIP_EXTERNAL_ENV}=1",
+        env_var(kind)
+    );
+}
+
+fn scratch_dir(kind: ServerKind) -> PathBuf {
+    let base = std::env::var_os("KINGPIN_TEST_SCRATCH").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    base.join(format!("kingpin-private-{kind:?}-{}", crate::unique_suffix()).to_lowercase())
+}
+
+static ZOOKEEPER_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
+static ETCD_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
+
+async fn container_endpoint(kind: ServerKind) -> String {
+    let cell = match kind {
+        ServerKind::ZooKeeper => &ZOOKEEPER_CONTAINER,
+        ServerKind::Etcd => &ETCD_CONTAINER,
+    };
+    let (_, endpoint) = cell
+        .get_or_init(|| async move {
+            let (image, port) = match kind {
+                ServerKind::ZooKeeper => (
+                    GenericImage::new("zookeeper", "3.8").with_wait_for(WaitFor::message_on_stdout("binding to port")),
+                    2181,
+                ),
+                ServerKind::Etcd => (
+                    GenericImage::new("quay.io/coreos/etcd", "v3.4.34")
+                        .with_wait_for(WaitFor::message_on_stderr("ready to serve client requests")),
+                    2379,
+                ),
+            };
+            let request = image.with_exposed_port(port.tcp());
+            let request = match kind {
+                ServerKind::Etcd => request.with_cmd([
+                    "etcd",
+                    "--listen-client-urls=http://0.0.0.0:2379",
+                    "--advertise-client-urls=http://127.0.0.1:2379",
+                ]),
+                ServerKind::ZooKeeper => testcontainers::ContainerRequest::from(request),
+            };
+            let container = request
+                .start()
+                .await
+                .unwrap_or_else(|e| panic!("testcontainers could not start {kind:?}: {e}"));
+            let host_port = container
+                .get_host_port_ipv4(port)
+                .await
+                .unwrap_or_else(|e| panic!("no mapped port for {kind:?}: {e}"));
+            (container, format!("127.0.0.1:{host_port}"))
+        })
+        .await;
+    endpoint.clone()
+}

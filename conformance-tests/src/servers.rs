@@ -1,0 +1,215 @@
+//! Real servers as local processes on loopback: ZooKeeper (Debian's
+//! `zookeeper` package) and etcd (`etcd-server`). Used by the test command
+//! for the shared servers and by cases that must restart a server of their
+//! own.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Where Debian's `zookeeper` package puts the server, unless
+/// `KINGPIN_ZOOKEEPER_CLASSPATH` says otherwise.
+const ZOOKEEPER_CLASSPATH: &str = "/etc/zookeeper/conf_example:/usr/share/java/zookeeper.jar";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Apache ZooKeeper, standalone.
+    ZooKeeper,
+    /// etcd, single member.
+    Etcd,
+}
+
+/// A server process with its own data directory and ports, which can be
+/// stopped and started again on the same ports and data.
+#[derive(Debug)]
+pub struct LocalServer {
+    kind: ServerKind,
+    dir: PathBuf,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+    remove_dir_on_drop: bool,
+}
+
+/// Why a server could not be started.
+pub type StartError = String;
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl LocalServer {
+    /// Whether this machine has what it takes to run `kind` locally.
+    pub fn available(kind: ServerKind) -> bool {
+        match kind {
+            ServerKind::ZooKeeper => {
+                which("java").is_some() && zookeeper_classpath().split(':').any(|p| p.ends_with(".jar") && Path::new(p).exists())
+            }
+            ServerKind::Etcd => which("etcd").is_some(),
+        }
+    }
+
+    /// Starts a server with data under `dir` on fresh loopback ports, and
+    /// waits until it serves.
+    pub async fn start(kind: ServerKind, dir: &Path) -> Result<Self, StartError> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let client_port = free_port().map_err(|e| e.to_string())?;
+        let peer_port = free_port().map_err(|e| e.to_string())?;
+        let mut server = LocalServer { kind, dir: dir.to_owned(), client_port, peer_port, child: None, remove_dir_on_drop: false };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// Deletes the data directory when this value is dropped.
+    pub fn remove_dir_on_drop(mut self) -> Self {
+        self.remove_dir_on_drop = true;
+        self
+    }
+
+    /// Leaves the process running after this value is dropped (for the
+    /// test command, which stops it by its pid later).
+    pub fn detach(mut self) -> u32 {
+        let pid = self.pid().unwrap_or(0);
+        self.child = None;
+        pid
+    }
+
+    /// `host:port` clients connect to.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the process (SIGKILL: the harshest case for clients) and waits
+    /// for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same ports and data.
+    pub async fn resume(&mut self) -> Result<(), StartError> {
+        let log = std::fs::File::create(self.dir.join("server.log")).map_err(|e| e.to_string())?;
+        let err_log = log.try_clone().map_err(|e| e.to_string())?;
+        let mut command = match self.kind {
+            ServerKind::ZooKeeper => self.zookeeper_command()?,
+            ServerKind::Etcd => self.etcd_command(),
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", self.kind))?;
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    fn zookeeper_command(&self) -> Result<Command, StartError> {
+        let data = self.dir.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+        let config = self.dir.join("zoo.cfg");
+        let text = format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\nminSessionTimeout=1000\nmaxSessionTimeout=60000\n\
+             maxClientCnxns=0\n4lw.commands.whitelist=ruok,srvr,mntr\n",
+            data.display(),
+            self.client_port
+        );
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        let mut command = Command::new("java");
+        command
+            .arg("-Xmx256m")
+            .arg("-cp")
+            .arg(zookeeper_classpath())
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(config);
+        Ok(command)
+    }
+
+    fn etcd_command(&self) -> Command {
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut command = Command::new("etcd");
+        command
+            .arg("--name=kingpin-test")
+            .arg(format!("--data-dir={}", self.dir.join("data").display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=kingpin-test={peer}"))
+            .arg("--log-level=warn");
+        command
+    }
+
+    /// Polls until the server answers its health probe: ZooKeeper's `ruok`,
+    /// etcd's `/health`. A server has no event to await.
+    async fn wait_ready(&mut self) -> Result<(), StartError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                    let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                    return Err(format!("{:?} exited with {status} while starting:\n{tail}", self.kind));
+                }
+            }
+            if self.probe(addr).await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{:?} on {addr} not ready within {START_TIMEOUT:?}", self.kind));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn probe(&self, addr: SocketAddr) -> bool {
+        let (request, expect): (&[u8], &str) = match self.kind {
+            ServerKind::ZooKeeper => (b"ruok", "imok"),
+            ServerKind::Etcd => (b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", "\"health\":\"true\""),
+        };
+        let attempt = async {
+            let mut stream = TcpStream::connect(addr).await.ok()?;
+            stream.write_all(request).await.ok()?;
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).await.ok()?;
+            Some(reply.contains(expect))
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Some(true)))
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop();
+        if self.remove_dir_on_drop {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn zookeeper_classpath() -> String {
+    std::env::var("KINGPIN_ZOOKEEPER_CLASSPATH").unwrap_or_else(|_| ZOOKEEPER_CLASSPATH.to_owned())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
