@@ -1,1 +1,20 @@
+//! kingpin's [`Coordinator`](kingpin_api::Coordinator) on etcd (v3 API),
+//! through the `etcd-client` crate.
+//!
+//! etcd is a flat key space, so the hierarchy is emulated under a key prefix
+//! (see [`keys`]): every node is one key whose name encodes its depth, so the
+//! children of a node are one contiguous key range. Ephemeral nodes are
+//! attached to a lease kept alive in the background; the lease is the
+//! session. Writes are optimistic transactions: read a snapshot, decide the
+//! outcome locally, commit with compare-on-revision, retry on conflict.
+#![deny(missing_docs)]
 
+mod backend;
+mod config;
+mod error;
+pub mod keys;
+mod session;
+mod watch;
+
+pub use backend::EtcdCoordinator;
+pub use config::EtcdConfig;

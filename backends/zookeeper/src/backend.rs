@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use kingpin_api::memory::check_size;
 use kingpin_api::{
     Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result,
-    SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
 };
 use zookeeper_client as zk;
 
@@ -44,6 +45,7 @@ impl ZooKeeperCoordinator {
     /// takes over the session and closes it. For tests and failure drills.
     pub async fn force_expire(&self) -> Result<()> {
         let session = self.shared.client()?.session().clone();
+        let mut events = self.shared.hub.events();
         let hosts = self.shared.config.connect_string();
         let intruder = zk::Client::connector()
             .with_session(session)
@@ -52,11 +54,7 @@ impl ZooKeeperCoordinator {
             .map_err(|e| Error::unavailable(format!("cannot take over the session at {hosts}")).with_source(e))?;
         drop(intruder);
         // Wait until the supervisor has noticed and built a new session.
-        let mut state = self.shared.hub.subscribe_state();
-        let expired = async {
-            let _ = state.wait_for(|s| *s == SessionState::Expired).await;
-            let _ = state.wait_for(|s| *s != SessionState::Expired).await;
-        };
+        let expired = async { while events.next().await.is_some_and(|e| e != SessionEvent::Connected) {} };
         tokio::time::timeout(self.shared.config.session_timeout * 3, expired)
             .await
             .map_err(|_| Error::unavailable("the session did not expire after being closed by another connection"))

@@ -1,0 +1,33 @@
+//! Mapping `etcd-client` errors onto kingpin's kinds.
+
+use etcd_client::Error as EtcdError;
+use kingpin_api::{Error, ErrorKind};
+use tonic::Code;
+
+/// Converts an etcd error during `what` into a kingpin error, keeping it as
+/// the source.
+pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
+    let kind = match &err {
+        EtcdError::GRpcStatus(status) => match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorKind::Unavailable,
+            Code::Unauthenticated | Code::PermissionDenied => ErrorKind::Unauthorized,
+            Code::NotFound if status.message().contains("lease") => ErrorKind::SessionExpired,
+            Code::InvalidArgument | Code::ResourceExhausted if status.message().contains("too large") => {
+                ErrorKind::TooLarge
+            }
+            Code::InvalidArgument => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Backend,
+        },
+        EtcdError::TransportError(_) | EtcdError::IoError(_) | EtcdError::WatchError(_) | EtcdError::LeaseKeepAliveError(_) => {
+            ErrorKind::Unavailable
+        }
+        EtcdError::InvalidArgs(_) | EtcdError::InvalidUri(_) => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Backend,
+    };
+    let message = match kind {
+        ErrorKind::Unavailable => format!("etcd unavailable during {what}"),
+        ErrorKind::Unauthorized => format!("etcd refused access during {what}"),
+        _ => format!("etcd failed during {what}"),
+    };
+    Error::new(kind, message).with_source(err)
+}
