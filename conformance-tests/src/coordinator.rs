@@ -56,16 +56,28 @@ pub async fn create_get_set_delete(h: &dyn Harness) {
     assert_eq!(c.get(&path).await.unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(c.exists(&path).await.unwrap(), None);
 
-    assert_eq!(c.create(&path, b"one", CreateMode::Persistent).await.unwrap(), path);
+    assert_eq!(
+        c.create(&path, b"one", CreateMode::Persistent)
+            .await
+            .unwrap(),
+        path
+    );
     let node = c.get(&path).await.unwrap();
     assert_eq!(node.data, b"one");
     assert_eq!(node.stat.version, 0);
     assert_eq!(node.stat.ephemeral_owner, None);
     assert_eq!(c.exists(&path).await.unwrap(), Some(node.stat));
 
-    let err = c.create(&path, b"again", CreateMode::Persistent).await.unwrap_err();
+    let err = c
+        .create(&path, b"again", CreateMode::Persistent)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
-    assert_eq!(data(&*c, "/crud/node").await, b"one", "a failed create changes nothing");
+    assert_eq!(
+        data(&*c, "/crud/node").await,
+        b"one",
+        "a failed create changes nothing"
+    );
 
     let stat = c.set(&path, b"two", None).await.unwrap();
     assert_eq!(stat.version, 1);
@@ -74,12 +86,33 @@ pub async fn create_get_set_delete(h: &dyn Harness) {
     c.set(&path, b"", None).await.unwrap();
     assert_eq!(data(&*c, "/crud/node").await, b"", "empty data is data");
 
-    assert_eq!(c.set(&p("/crud/missing"), b"x", None).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(c.delete(&p("/crud/missing"), None).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(c.delete(&p("/crud"), None).await.unwrap_err().kind(), ErrorKind::NotEmpty);
-    assert_eq!(c.delete(&NodePath::root(), None).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
     assert_eq!(
-        c.create(&NodePath::root(), b"", CreateMode::Persistent).await.unwrap_err().kind(),
+        c.set(&p("/crud/missing"), b"x", None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        c.delete(&p("/crud/missing"), None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        c.delete(&p("/crud"), None).await.unwrap_err().kind(),
+        ErrorKind::NotEmpty
+    );
+    assert_eq!(
+        c.delete(&NodePath::root(), None).await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        c.create(&NodePath::root(), b"", CreateMode::Persistent)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
 
@@ -87,22 +120,31 @@ pub async fn create_get_set_delete(h: &dyn Harness) {
     assert_eq!(c.exists(&path).await.unwrap(), None);
     c.delete(&p("/crud"), None).await.unwrap();
     // Re-creating starts a fresh version history.
-    c.create(&path, b"three", CreateMode::Persistent).await.unwrap();
+    c.create(&path, b"three", CreateMode::Persistent)
+        .await
+        .unwrap();
     assert_eq!(c.get(&path).await.unwrap().stat.version, 0);
 }
 
 /// Missing parents are created as empty persistent nodes.
 pub async fn create_makes_missing_parents(h: &dyn Harness) {
     let c = h.connect().await;
-    c.create(&p("/a/b/c/d"), b"leaf", CreateMode::Persistent).await.unwrap();
+    c.create(&p("/a/b/c/d"), b"leaf", CreateMode::Persistent)
+        .await
+        .unwrap();
     for parent in ["/a", "/a/b", "/a/b/c"] {
         let node = c.get(&p(parent)).await.unwrap();
         assert_eq!(node.data, b"", "{parent} is empty");
         assert_eq!(node.stat.ephemeral_owner, None, "{parent} is persistent");
     }
     // An ephemeral leaf still gets persistent parents.
-    c.create(&p("/e1/e2/leaf"), b"", CreateMode::Ephemeral).await.unwrap();
-    assert_eq!(c.get(&p("/e1/e2")).await.unwrap().stat.ephemeral_owner, None);
+    c.create(&p("/e1/e2/leaf"), b"", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get(&p("/e1/e2")).await.unwrap().stat.ephemeral_owner,
+        None
+    );
 }
 
 /// Compare-and-set: a stale version is `BadVersion` and changes nothing.
@@ -110,7 +152,9 @@ pub async fn compare_and_set_conflicts(h: &dyn Harness) {
     let c = h.connect().await;
     let other = h.connect().await;
     let path = p("/cas/node");
-    c.create(&path, b"v0", CreateMode::Persistent).await.unwrap();
+    c.create(&path, b"v0", CreateMode::Persistent)
+        .await
+        .unwrap();
     let stat = c.set(&path, b"v1", Some(0)).await.unwrap();
     assert_eq!(stat.version, 1);
 
@@ -119,12 +163,22 @@ pub async fn compare_and_set_conflicts(h: &dyn Harness) {
     let err = c.set(&path, b"mine", Some(1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadVersion, "{err}");
     assert!(!err.is_retryable());
-    assert_eq!(data(&*c, "/cas/node").await, b"theirs", "no silent overwrite");
+    assert_eq!(
+        data(&*c, "/cas/node").await,
+        b"theirs",
+        "no silent overwrite"
+    );
 
-    assert_eq!(c.delete(&path, Some(0)).await.unwrap_err().kind(), ErrorKind::BadVersion);
+    assert_eq!(
+        c.delete(&path, Some(0)).await.unwrap_err().kind(),
+        ErrorKind::BadVersion
+    );
     assert_eq!(data(&*c, "/cas/node").await, b"theirs");
     c.delete(&path, Some(2)).await.unwrap();
-    assert_eq!(c.set(&path, b"x", Some(2)).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        c.set(&path, b"x", Some(2)).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 /// Sequential names carry a 10-digit counter that grows within the parent.
@@ -135,8 +189,15 @@ pub async fn sequential_ordering(h: &dyn Harness) {
     }
     let mut names = Vec::new();
     for i in 0..12 {
-        let mode = if i % 2 == 0 { CreateMode::PersistentSequential } else { CreateMode::EphemeralSequential };
-        let created = c.create(&p("/seq/item-"), format!("{i}").as_bytes(), mode).await.unwrap();
+        let mode = if i % 2 == 0 {
+            CreateMode::PersistentSequential
+        } else {
+            CreateMode::EphemeralSequential
+        };
+        let created = c
+            .create(&p("/seq/item-"), format!("{i}").as_bytes(), mode)
+            .await
+            .unwrap();
         let name = created.name().to_owned();
         let digits = name.strip_prefix("item-").expect("prefix kept");
         assert_eq!(digits.len(), 10, "{name}");
@@ -148,12 +209,25 @@ pub async fn sequential_ordering(h: &dyn Harness) {
     sorted.dedup();
     assert_eq!(sorted, names, "counters strictly increase");
     // Deleting does not reuse counters.
-    c.delete(&p(&format!("/seq/{}", names[11])), None).await.unwrap();
-    let next = c.create(&p("/seq/item-"), b"", CreateMode::PersistentSequential).await.unwrap();
-    assert!(next.name() > names[11].as_str(), "{} after {}", next.name(), names[11]);
+    c.delete(&p(&format!("/seq/{}", names[11])), None)
+        .await
+        .unwrap();
+    let next = c
+        .create(&p("/seq/item-"), b"", CreateMode::PersistentSequential)
+        .await
+        .unwrap();
+    assert!(
+        next.name() > names[11].as_str(),
+        "{} after {}",
+        next.name(),
+        names[11]
+    );
     // Another parent has its own counter, and other sessions share ours.
     let other = h.connect().await;
-    let theirs = other.create(&p("/seq/item-"), b"", CreateMode::PersistentSequential).await.unwrap();
+    let theirs = other
+        .create(&p("/seq/item-"), b"", CreateMode::PersistentSequential)
+        .await
+        .unwrap();
     assert!(theirs.name() > next.name());
     assert_eq!(c.children(&p("/seq")).await.unwrap().len(), 13);
 }
@@ -162,15 +236,28 @@ pub async fn sequential_ordering(h: &dyn Harness) {
 pub async fn children_listing(h: &dyn Harness) {
     let c = h.connect().await;
     for name in ["zeta", "alpha", "mid", "alpha/deep", "mid/deeper/deepest"] {
-        c.create(&p(&format!("/list/{name}")), b"", CreateMode::Persistent).await.unwrap();
+        c.create(&p(&format!("/list/{name}")), b"", CreateMode::Persistent)
+            .await
+            .unwrap();
     }
-    c.create(&p("/list-sibling"), b"", CreateMode::Persistent).await.unwrap();
-    assert_eq!(c.children(&p("/list")).await.unwrap(), ["alpha", "mid", "zeta"]);
+    c.create(&p("/list-sibling"), b"", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.children(&p("/list")).await.unwrap(),
+        ["alpha", "mid", "zeta"]
+    );
     assert_eq!(c.children(&p("/list/alpha")).await.unwrap(), ["deep"]);
     assert!(c.children(&p("/list/zeta")).await.unwrap().is_empty());
-    assert_eq!(c.children(&p("/list/none")).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        c.children(&p("/list/none")).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     let root = c.children(&NodePath::root()).await.unwrap();
-    assert!(root.contains(&"list".to_owned()) && root.contains(&"list-sibling".to_owned()), "{root:?}");
+    assert!(
+        root.contains(&"list".to_owned()) && root.contains(&"list-sibling".to_owned()),
+        "{root:?}"
+    );
 }
 
 /// A transaction applies all of its operations or none.
@@ -179,38 +266,88 @@ pub async fn transactions_all_or_nothing(h: &dyn Harness) {
     if !c.capabilities().transactions {
         return skip(h.name(), "transactions_all_or_nothing", "no transactions");
     }
-    c.create(&p("/tx/a"), b"a0", CreateMode::Persistent).await.unwrap();
-    c.create(&p("/tx/gone"), b"", CreateMode::Persistent).await.unwrap();
+    c.create(&p("/tx/a"), b"a0", CreateMode::Persistent)
+        .await
+        .unwrap();
+    c.create(&p("/tx/gone"), b"", CreateMode::Persistent)
+        .await
+        .unwrap();
 
     let results = c
         .transaction(vec![
-            Op::Check { path: p("/tx/a"), version: 0 },
-            Op::Create { path: p("/tx/new/deep"), data: b"n".to_vec(), mode: CreateMode::Persistent },
-            Op::Set { path: p("/tx/new/deep"), data: b"n2".to_vec(), expected_version: Some(0) },
-            Op::Set { path: p("/tx/a"), data: b"a1".to_vec(), expected_version: Some(0) },
-            Op::Delete { path: p("/tx/gone"), expected_version: None },
-            Op::Create { path: p("/tx/s-"), data: vec![], mode: CreateMode::PersistentSequential },
+            Op::Check {
+                path: p("/tx/a"),
+                version: 0,
+            },
+            Op::Create {
+                path: p("/tx/new/deep"),
+                data: b"n".to_vec(),
+                mode: CreateMode::Persistent,
+            },
+            Op::Set {
+                path: p("/tx/new/deep"),
+                data: b"n2".to_vec(),
+                expected_version: Some(0),
+            },
+            Op::Set {
+                path: p("/tx/a"),
+                data: b"a1".to_vec(),
+                expected_version: Some(0),
+            },
+            Op::Delete {
+                path: p("/tx/gone"),
+                expected_version: None,
+            },
+            Op::Create {
+                path: p("/tx/s-"),
+                data: vec![],
+                mode: CreateMode::PersistentSequential,
+            },
         ])
         .await
         .unwrap();
     assert_eq!(results.len(), 6);
     assert_eq!(results[0], OpResult::Checked);
     assert_eq!(results[1], OpResult::Created(p("/tx/new/deep")));
-    assert!(matches!(results[2], OpResult::Set(s) if s.version == 1), "{:?}", results[2]);
+    assert!(
+        matches!(results[2], OpResult::Set(s) if s.version == 1),
+        "{:?}",
+        results[2]
+    );
     assert!(matches!(results[3], OpResult::Set(s) if s.version == 1));
     assert_eq!(results[4], OpResult::Deleted);
-    assert!(matches!(&results[5], OpResult::Created(path) if path.name().starts_with("s-") && path.name().len() == 12));
-    assert_eq!(data(&*c, "/tx/new/deep").await, b"n2", "later operations see earlier ones");
+    assert!(
+        matches!(&results[5], OpResult::Created(path) if path.name().starts_with("s-") && path.name().len() == 12)
+    );
+    assert_eq!(
+        data(&*c, "/tx/new/deep").await,
+        b"n2",
+        "later operations see earlier ones"
+    );
     assert_eq!(data(&*c, "/tx/a").await, b"a1");
     assert_eq!(c.exists(&p("/tx/gone")).await.unwrap(), None);
 
     // The fourth operation fails: nothing of the first three remains.
     let err = c
         .transaction(vec![
-            Op::Set { path: p("/tx/a"), data: b"a2".to_vec(), expected_version: Some(1) },
-            Op::Create { path: p("/tx/other/x"), data: vec![], mode: CreateMode::Persistent },
-            Op::Delete { path: p("/tx/new/deep"), expected_version: None },
-            Op::Check { path: p("/tx/a"), version: 1 },
+            Op::Set {
+                path: p("/tx/a"),
+                data: b"a2".to_vec(),
+                expected_version: Some(1),
+            },
+            Op::Create {
+                path: p("/tx/other/x"),
+                data: vec![],
+                mode: CreateMode::Persistent,
+            },
+            Op::Delete {
+                path: p("/tx/new/deep"),
+                expected_version: None,
+            },
+            Op::Check {
+                path: p("/tx/a"),
+                version: 1,
+            },
         ])
         .await
         .unwrap_err();
@@ -218,16 +355,52 @@ pub async fn transactions_all_or_nothing(h: &dyn Harness) {
     assert_eq!(err.operation_index(), Some(3), "{err}");
     assert_eq!(data(&*c, "/tx/a").await, b"a1");
     assert_eq!(c.exists(&p("/tx/other/x")).await.unwrap(), None);
-    assert_eq!(c.exists(&p("/tx/other")).await.unwrap(), None, "no parent left behind");
+    assert_eq!(
+        c.exists(&p("/tx/other")).await.unwrap(),
+        None,
+        "no parent left behind"
+    );
     assert_eq!(data(&*c, "/tx/new/deep").await, b"n2");
 
     for (ops, kind, index) in [
-        (vec![Op::Create { path: p("/tx/a"), data: vec![], mode: CreateMode::Persistent }], ErrorKind::AlreadyExists, 0),
-        (vec![Op::Check { path: p("/tx/a"), version: 1 }, Op::Delete { path: p("/tx/missing"), expected_version: None }], ErrorKind::NotFound, 1),
-        (vec![Op::Delete { path: p("/tx/new"), expected_version: None }], ErrorKind::NotEmpty, 0),
+        (
+            vec![Op::Create {
+                path: p("/tx/a"),
+                data: vec![],
+                mode: CreateMode::Persistent,
+            }],
+            ErrorKind::AlreadyExists,
+            0,
+        ),
+        (
+            vec![
+                Op::Check {
+                    path: p("/tx/a"),
+                    version: 1,
+                },
+                Op::Delete {
+                    path: p("/tx/missing"),
+                    expected_version: None,
+                },
+            ],
+            ErrorKind::NotFound,
+            1,
+        ),
+        (
+            vec![Op::Delete {
+                path: p("/tx/new"),
+                expected_version: None,
+            }],
+            ErrorKind::NotEmpty,
+            0,
+        ),
     ] {
         let err = c.transaction(ops).await.unwrap_err();
-        assert_eq!((err.kind(), err.operation_index()), (kind, Some(index)), "{err}");
+        assert_eq!(
+            (err.kind(), err.operation_index()),
+            (kind, Some(index)),
+            "{err}"
+        );
     }
     assert!(c.transaction(Vec::new()).await.unwrap().is_empty());
 }
@@ -241,19 +414,40 @@ pub async fn ephemeral_removed_on_close(h: &dyn Harness) {
     }
     let owner = h.connect().await;
     let path = p("/eph/close");
-    owner.create(&path, b"me", CreateMode::Ephemeral).await.unwrap();
-    let stat = observer.exists(&path).await.unwrap().expect("visible to others");
+    owner
+        .create(&path, b"me", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let stat = observer
+        .exists(&path)
+        .await
+        .unwrap()
+        .expect("visible to others");
     assert_eq!(stat.ephemeral_owner, owner.session_id());
     assert!(stat.ephemeral_owner.is_some());
     let mut watch = observer.watch(&path, WatchKind::Data).await.unwrap();
 
-    let err = owner.create(&p("/eph/close/child"), b"", CreateMode::Persistent).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "ephemeral nodes have no children: {err}");
+    let err = owner
+        .create(&p("/eph/close/child"), b"", CreateMode::Persistent)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidArgument,
+        "ephemeral nodes have no children: {err}"
+    );
 
     owner.close().await.unwrap();
     assert_eq!(owner.session_state(), SessionState::Closed);
-    assert_eq!(owner.get(&path).await.unwrap_err().kind(), ErrorKind::Unavailable, "closed sessions refuse calls");
-    assert_eq!(next_event(&mut watch, "the ephemeral node's deletion").await, WatchEvent::Deleted);
+    assert_eq!(
+        owner.get(&path).await.unwrap_err().kind(),
+        ErrorKind::Unavailable,
+        "closed sessions refuse calls"
+    );
+    assert_eq!(
+        next_event(&mut watch, "the ephemeral node's deletion").await,
+        WatchEvent::Deleted
+    );
     assert_eq!(observer.exists(&path).await.unwrap(), None);
 }
 
@@ -262,30 +456,52 @@ pub async fn ephemeral_removed_on_close(h: &dyn Harness) {
 pub async fn ephemeral_removed_on_expiry(h: &dyn Harness) {
     let observer = h.connect().await;
     if !observer.capabilities().ephemeral_nodes {
-        return skip(h.name(), "ephemeral_removed_on_expiry", "no ephemeral nodes");
+        return skip(
+            h.name(),
+            "ephemeral_removed_on_expiry",
+            "no ephemeral nodes",
+        );
     }
     let owner = h.connect().await;
     let path = p("/eph/expire");
-    owner.create(&path, b"me", CreateMode::Ephemeral).await.unwrap();
+    owner
+        .create(&path, b"me", CreateMode::Ephemeral)
+        .await
+        .unwrap();
     let old_session = owner.session_id();
     let mut watch = observer.watch(&path, WatchKind::Data).await.unwrap();
     let mut events = owner.session_events();
 
     owner.expire().await.unwrap();
-    assert_eq!(next_event(&mut watch, "deletion on expiry").await, WatchEvent::Deleted);
+    assert_eq!(
+        next_event(&mut watch, "deletion on expiry").await,
+        WatchEvent::Deleted
+    );
     assert_eq!(observer.exists(&path).await.unwrap(), None);
     let mut seen = Vec::new();
     while !seen.contains(&SessionEvent::Connected) {
-        let event = tokio::time::timeout(EVENT_TIMEOUT, events.next()).await.expect("session events").expect("stream open");
+        let event = tokio::time::timeout(EVENT_TIMEOUT, events.next())
+            .await
+            .expect("session events")
+            .expect("stream open");
         seen.push(event);
     }
     assert!(seen.contains(&SessionEvent::Expired), "{seen:?}");
     assert_eq!(owner.session_state(), SessionState::Connected);
     assert_ne!(owner.session_id(), old_session, "a new session");
 
-    owner.create(&path, b"back", CreateMode::Ephemeral).await.unwrap();
-    assert_eq!(next_event(&mut watch, "re-creation").await, WatchEvent::Changed);
-    assert_eq!(observer.get(&path).await.unwrap().stat.ephemeral_owner, owner.session_id());
+    owner
+        .create(&path, b"back", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut watch, "re-creation").await,
+        WatchEvent::Changed
+    );
+    assert_eq!(
+        observer.get(&path).await.unwrap().stat.ephemeral_owner,
+        owner.session_id()
+    );
 }
 
 /// A data watch reports creation, changes and deletion; it may start on a
@@ -295,20 +511,41 @@ pub async fn data_watch_events(h: &dyn Harness) {
     let writer = h.connect().await;
     let path = p("/watch/data");
     let mut watch = c.watch(&path, WatchKind::Data).await.unwrap();
-    writer.create(&path, b"1", CreateMode::Persistent).await.unwrap();
-    assert_eq!(next_event(&mut watch, "creation").await, WatchEvent::Changed);
+    writer
+        .create(&path, b"1", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut watch, "creation").await,
+        WatchEvent::Changed
+    );
     writer.set(&path, b"2", None).await.unwrap();
-    assert_eq!(next_event(&mut watch, "a change").await, WatchEvent::Changed);
+    assert_eq!(
+        next_event(&mut watch, "a change").await,
+        WatchEvent::Changed
+    );
     assert_eq!(data(&*c, "/watch/data").await, b"2");
     writer.delete(&path, None).await.unwrap();
-    assert_eq!(next_event(&mut watch, "deletion").await, WatchEvent::Deleted);
+    assert_eq!(
+        next_event(&mut watch, "deletion").await,
+        WatchEvent::Deleted
+    );
 
     // A burst ends with the consumer seeing the last value.
-    writer.create(&path, b"0", CreateMode::Persistent).await.unwrap();
+    writer
+        .create(&path, b"0", CreateMode::Persistent)
+        .await
+        .unwrap();
     for i in 1..=20 {
-        writer.set(&path, format!("{i}").as_bytes(), None).await.unwrap();
+        writer
+            .set(&path, format!("{i}").as_bytes(), None)
+            .await
+            .unwrap();
     }
-    until_reread(&mut watch, "the burst's last value", || async { data(&*c, "/watch/data").await == b"20" }).await;
+    until_reread(&mut watch, "the burst's last value", || async {
+        data(&*c, "/watch/data").await == b"20"
+    })
+    .await;
 }
 
 /// A children watch reports children created and deleted.
@@ -316,20 +553,48 @@ pub async fn children_watch_events(h: &dyn Harness) {
     let c = h.connect().await;
     let writer = h.connect().await;
     let parent = p("/watch/kids");
-    writer.create(&parent, b"", CreateMode::Persistent).await.unwrap();
+    writer
+        .create(&parent, b"", CreateMode::Persistent)
+        .await
+        .unwrap();
     let mut watch = c.watch(&parent, WatchKind::Children).await.unwrap();
-    writer.create(&p("/watch/kids/a"), b"", CreateMode::Persistent).await.unwrap();
-    assert_eq!(next_event(&mut watch, "a child created").await, WatchEvent::Changed);
-    writer.create(&p("/watch/kids/b"), b"", CreateMode::Ephemeral).await.unwrap();
-    assert_eq!(next_event(&mut watch, "another child").await, WatchEvent::Changed);
+    writer
+        .create(&p("/watch/kids/a"), b"", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut watch, "a child created").await,
+        WatchEvent::Changed
+    );
+    writer
+        .create(&p("/watch/kids/b"), b"", CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut watch, "another child").await,
+        WatchEvent::Changed
+    );
     assert_eq!(c.children(&parent).await.unwrap(), ["a", "b"]);
     writer.delete(&p("/watch/kids/a"), None).await.unwrap();
-    assert_eq!(next_event(&mut watch, "a child deleted").await, WatchEvent::Changed);
+    assert_eq!(
+        next_event(&mut watch, "a child deleted").await,
+        WatchEvent::Changed
+    );
     assert_eq!(c.children(&parent).await.unwrap(), ["b"]);
     // A grandchild is not a child; the next event is for the ephemeral child
     // leaving with its session.
-    writer.create(&p("/watch/kids/b-dir/grandchild"), b"", CreateMode::Persistent).await.unwrap();
-    assert_eq!(next_event(&mut watch, "b-dir created as a parent").await, WatchEvent::Changed);
+    writer
+        .create(
+            &p("/watch/kids/b-dir/grandchild"),
+            b"",
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut watch, "b-dir created as a parent").await,
+        WatchEvent::Changed
+    );
     writer.close().await.unwrap();
     until_reread(&mut watch, "the ephemeral child leaving", || async {
         c.children(&parent).await.unwrap() == ["b-dir"]
@@ -337,11 +602,23 @@ pub async fn children_watch_events(h: &dyn Harness) {
     .await;
 
     // A children watch may start before the node exists.
-    let mut early = c.watch(&p("/watch/later"), WatchKind::Children).await.unwrap();
-    c.create(&p("/watch/later/x"), b"", CreateMode::Persistent).await.unwrap();
-    until_reread(&mut early, "children of a node created after the watch", || async {
-        c.children(&p("/watch/later")).await.map(|k| k == ["x"]).unwrap_or(false)
-    })
+    let mut early = c
+        .watch(&p("/watch/later"), WatchKind::Children)
+        .await
+        .unwrap();
+    c.create(&p("/watch/later/x"), b"", CreateMode::Persistent)
+        .await
+        .unwrap();
+    until_reread(
+        &mut early,
+        "children of a node created after the watch",
+        || async {
+            c.children(&p("/watch/later"))
+                .await
+                .map(|k| k == ["x"])
+                .unwrap_or(false)
+        },
+    )
     .await;
 }
 
@@ -351,10 +628,16 @@ pub async fn watch_survives_session_expiry(h: &dyn Harness) {
     let c = h.connect().await;
     let writer = h.connect().await;
     let path = p("/watch/expiry");
-    writer.create(&path, b"0", CreateMode::Persistent).await.unwrap();
+    writer
+        .create(&path, b"0", CreateMode::Persistent)
+        .await
+        .unwrap();
     let mut watch = c.watch(&path, WatchKind::Data).await.unwrap();
     c.expire().await.unwrap();
-    assert_eq!(next_event(&mut watch, "resync after expiry").await, WatchEvent::Resync);
+    assert_eq!(
+        next_event(&mut watch, "resync after expiry").await,
+        WatchEvent::Resync
+    );
     writer.set(&path, b"1", None).await.unwrap();
     // More than one Resync may mark the gap; after them come normal events.
     let mut event = next_event(&mut watch, "a change after expiry").await;
@@ -370,11 +653,17 @@ pub async fn watch_survives_session_expiry(h: &dyn Harness) {
 /// change made after the restart, and events flow normally afterwards.
 pub async fn watch_survives_server_restart(h: &dyn Harness) {
     if !h.can_restart_server() {
-        return skip(h.name(), "watch_survives_server_restart", "this harness cannot restart its server");
+        return skip(
+            h.name(),
+            "watch_survives_server_restart",
+            "this harness cannot restart its server",
+        );
     }
     let c = h.connect().await;
     let path = p("/watch/restart");
-    c.create(&path, b"before", CreateMode::Persistent).await.unwrap();
+    c.create(&path, b"before", CreateMode::Persistent)
+        .await
+        .unwrap();
     let mut watch = c.watch(&path, WatchKind::Data).await.unwrap();
     let mut kids = c.watch(&p("/watch"), WatchKind::Children).await.unwrap();
     h.restart_server().await;
@@ -382,19 +671,35 @@ pub async fn watch_survives_server_restart(h: &dyn Harness) {
     let writer = h.connect().await;
     writer.set(&path, b"after", None).await.unwrap();
     let seen = until_reread(&mut watch, "the change after the restart", || async {
-        c.get(&path).await.map(|n| n.data == b"after").unwrap_or(false)
+        c.get(&path)
+            .await
+            .map(|n| n.data == b"after")
+            .unwrap_or(false)
     })
     .await;
-    assert!(seen.iter().all(|e| matches!(e, WatchEvent::Resync | WatchEvent::Changed)), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|e| matches!(e, WatchEvent::Resync | WatchEvent::Changed)),
+        "{seen:?}"
+    );
 
     writer.set(&path, b"later", None).await.unwrap();
     until_reread(&mut watch, "a normal change after the restart", || async {
-        c.get(&path).await.map(|n| n.data == b"later").unwrap_or(false)
+        c.get(&path)
+            .await
+            .map(|n| n.data == b"later")
+            .unwrap_or(false)
     })
     .await;
-    writer.create(&p("/watch/new-child"), b"", CreateMode::Persistent).await.unwrap();
+    writer
+        .create(&p("/watch/new-child"), b"", CreateMode::Persistent)
+        .await
+        .unwrap();
     until_reread(&mut kids, "a child created after the restart", || async {
-        c.children(&p("/watch")).await.map(|k| k.contains(&"new-child".to_owned())).unwrap_or(false)
+        c.children(&p("/watch"))
+            .await
+            .map(|k| k.contains(&"new-child".to_owned()))
+            .unwrap_or(false)
     })
     .await;
 }
@@ -405,7 +710,10 @@ pub async fn concurrent_cas_increments(h: &dyn Harness) {
     const INCREMENTS: usize = 25;
     let setup = h.connect().await;
     let path = p("/cas/counter");
-    setup.create(&path, b"0", CreateMode::Persistent).await.unwrap();
+    setup
+        .create(&path, b"0", CreateMode::Persistent)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..WRITERS {
         let session = h.connect().await;
@@ -416,7 +724,14 @@ pub async fn concurrent_cas_increments(h: &dyn Harness) {
                 loop {
                     let node = session.get(&path).await.unwrap();
                     let n: usize = std::str::from_utf8(&node.data).unwrap().parse().unwrap();
-                    match session.set(&path, (n + 1).to_string().as_bytes(), Some(node.stat.version)).await {
+                    match session
+                        .set(
+                            &path,
+                            (n + 1).to_string().as_bytes(),
+                            Some(node.stat.version),
+                        )
+                        .await
+                    {
                         Ok(_) => break,
                         Err(e) if e.kind() == ErrorKind::BadVersion => conflicts += 1,
                         Err(e) => panic!("increment failed: {e}"),
@@ -430,34 +745,73 @@ pub async fn concurrent_cas_increments(h: &dyn Harness) {
         task.await.unwrap();
     }
     let node = setup.get(&path).await.unwrap();
-    assert_eq!(std::str::from_utf8(&node.data).unwrap(), (WRITERS * INCREMENTS).to_string());
+    assert_eq!(
+        std::str::from_utf8(&node.data).unwrap(),
+        (WRITERS * INCREMENTS).to_string()
+    );
     assert_eq!(node.stat.version as usize, WRITERS * INCREMENTS);
 }
 
 /// Malformed paths never reach a backend; oversized data is `TooLarge`, and
 /// data at the limit is accepted.
 pub async fn bad_input_rejected(h: &dyn Harness) {
-    for bad in ["", "relative", "/trailing/", "/a//b", "/a/../b", "/a/./b", "/nul\0", "/sp ace", "/zookeeper"] {
+    for bad in [
+        "",
+        "relative",
+        "/trailing/",
+        "/a//b",
+        "/a/../b",
+        "/a/./b",
+        "/nul\0",
+        "/sp ace",
+        "/zookeeper",
+    ] {
         let err = NodePath::parse(bad).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}");
     }
     let c = h.connect().await;
     let limit = c.capabilities().max_data_size;
     let path = p("/big/node");
-    let err = c.create(&path, &vec![7u8; limit + 1], CreateMode::Persistent).await.unwrap_err();
+    let err = c
+        .create(&path, &vec![7u8; limit + 1], CreateMode::Persistent)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
-    assert_eq!(c.exists(&p("/big")).await.unwrap(), None, "nothing written, not even parents");
-    c.create(&path, &vec![7u8; limit], CreateMode::Persistent).await.unwrap();
+    assert_eq!(
+        c.exists(&p("/big")).await.unwrap(),
+        None,
+        "nothing written, not even parents"
+    );
+    c.create(&path, &vec![7u8; limit], CreateMode::Persistent)
+        .await
+        .unwrap();
     assert_eq!(c.get(&path).await.unwrap().data.len(), limit);
-    assert_eq!(c.set(&path, &vec![1u8; limit + 1], None).await.unwrap_err().kind(), ErrorKind::TooLarge);
+    assert_eq!(
+        c.set(&path, &vec![1u8; limit + 1], None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::TooLarge
+    );
     let err = c
         .transaction(vec![
-            Op::Set { path: path.clone(), data: vec![], expected_version: None },
-            Op::Set { path: path.clone(), data: vec![1u8; limit + 1], expected_version: None },
+            Op::Set {
+                path: path.clone(),
+                data: vec![],
+                expected_version: None,
+            },
+            Op::Set {
+                path: path.clone(),
+                data: vec![1u8; limit + 1],
+                expected_version: None,
+            },
         ])
         .await
         .unwrap_err();
-    assert_eq!((err.kind(), err.operation_index()), (ErrorKind::TooLarge, Some(1)));
+    assert_eq!(
+        (err.kind(), err.operation_index()),
+        (ErrorKind::TooLarge, Some(1))
+    );
     assert_eq!(c.get(&path).await.unwrap().data.len(), limit);
     let err = c.set(&path, b"x", Some(u64::MAX)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadVersion);

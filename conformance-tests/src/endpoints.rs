@@ -37,7 +37,8 @@ fn skip_external() -> bool {
 }
 
 fn docker_available() -> bool {
-    std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists()
+    std::env::var_os("DOCKER_HOST").is_some()
+        || std::path::Path::new("/var/run/docker.sock").exists()
 }
 
 /// A shared server's `host:port` for `kind`: from `KINGPIN_TEST_ZK` /
@@ -59,7 +60,11 @@ pub async fn shared_endpoint(kind: ServerKind, test: &str) -> Option<String> {
 /// A server of the test's own, as a local process, for cases that restart it.
 pub async fn private_server(kind: ServerKind, test: &str) -> Option<LocalServer> {
     if !LocalServer::available(kind) {
-        return missing(kind, test, "a restartable server needs the local binaries (see scripts/test)");
+        return missing(
+            kind,
+            test,
+            "a restartable server needs the local binaries (see scripts/test)",
+        );
     }
     let dir = scratch_dir(kind);
     match LocalServer::start(kind, &dir).await {
@@ -70,7 +75,11 @@ pub async fn private_server(kind: ServerKind, test: &str) -> Option<LocalServer>
 
 fn missing<T>(kind: ServerKind, test: &str, why: &str) -> Option<T> {
     if skip_external() {
-        skip(&format!("{kind:?}"), test, &format!("{why}; {SKIP_EXTERNAL_ENV}=1"));
+        skip(
+            &format!("{kind:?}"),
+            test,
+            &format!("{why}; {SKIP_EXTERNAL_ENV}=1"),
+        );
         return None;
     }
     panic!(
@@ -81,11 +90,14 @@ fn missing<T>(kind: ServerKind, test: &str, why: &str) -> Option<T> {
 }
 
 fn scratch_dir(kind: ServerKind) -> PathBuf {
-    let base = std::env::var_os("KINGPIN_TEST_SCRATCH").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let base = std::env::var_os("KINGPIN_TEST_SCRATCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     base.join(format!("kingpin-private-{kind:?}-{}", crate::unique_suffix()).to_lowercase())
 }
 
-static ZOOKEEPER_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
+static ZOOKEEPER_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> =
+    OnceCell::const_new();
 static ETCD_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
 
 async fn container_endpoint(kind: ServerKind) -> String {
@@ -97,12 +109,14 @@ async fn container_endpoint(kind: ServerKind) -> String {
         .get_or_init(|| async move {
             let (image, port) = match kind {
                 ServerKind::ZooKeeper => (
-                    GenericImage::new("zookeeper", "3.8").with_wait_for(WaitFor::message_on_stdout("binding to port")),
+                    GenericImage::new("zookeeper", "3.8")
+                        .with_wait_for(WaitFor::message_on_stdout("binding to port")),
                     2181,
                 ),
                 ServerKind::Etcd => (
-                    GenericImage::new("quay.io/coreos/etcd", "v3.4.34")
-                        .with_wait_for(WaitFor::message_on_stderr("ready to serve client requests")),
+                    GenericImage::new("quay.io/coreos/etcd", "v3.4.34").with_wait_for(
+                        WaitFor::message_on_stderr("ready to serve client requests"),
+                    ),
                     2379,
                 ),
             };

@@ -72,7 +72,11 @@ pub fn skip(backend: &str, case: &str, reason: &str) {
     eprintln!("{line}");
     if let Ok(path) = std::env::var("KINGPIN_TEST_SKIP_LOG") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }

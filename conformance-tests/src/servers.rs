@@ -51,7 +51,10 @@ impl LocalServer {
     pub fn available(kind: ServerKind) -> bool {
         match kind {
             ServerKind::ZooKeeper => {
-                which("java").is_some() && zookeeper_classpath().split(':').any(|p| p.ends_with(".jar") && Path::new(p).exists())
+                which("java").is_some()
+                    && zookeeper_classpath()
+                        .split(':')
+                        .any(|p| p.ends_with(".jar") && Path::new(p).exists())
             }
             ServerKind::Etcd => which("etcd").is_some(),
         }
@@ -60,10 +63,18 @@ impl LocalServer {
     /// Starts a server with data under `dir` on fresh loopback ports, and
     /// waits until it serves.
     pub async fn start(kind: ServerKind, dir: &Path) -> Result<Self, StartError> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let client_port = free_port().map_err(|e| e.to_string())?;
         let peer_port = free_port().map_err(|e| e.to_string())?;
-        let mut server = LocalServer { kind, dir: dir.to_owned(), client_port, peer_port, child: None, remove_dir_on_drop: false };
+        let mut server = LocalServer {
+            kind,
+            dir: dir.to_owned(),
+            client_port,
+            peer_port,
+            child: None,
+            remove_dir_on_drop: false,
+        };
         server.resume().await?;
         Ok(server)
     }
@@ -165,16 +176,31 @@ impl LocalServer {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-                    let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                    return Err(format!("{:?} exited with {status} while starting:\n{tail}", self.kind));
+                    let log =
+                        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                    let tail: String = log
+                        .lines()
+                        .rev()
+                        .take(20)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Err(format!(
+                        "{:?} exited with {status} while starting:\n{tail}",
+                        self.kind
+                    ));
                 }
             }
             if self.probe(addr).await {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("{:?} on {addr} not ready within {START_TIMEOUT:?}", self.kind));
+                return Err(format!(
+                    "{:?} on {addr} not ready within {START_TIMEOUT:?}",
+                    self.kind
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -183,7 +209,10 @@ impl LocalServer {
     async fn probe(&self, addr: SocketAddr) -> bool {
         let (request, expect): (&[u8], &str) = match self.kind {
             ServerKind::ZooKeeper => (b"ruok", "imok"),
-            ServerKind::Etcd => (b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", "\"health\":\"true\""),
+            ServerKind::Etcd => (
+                b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                "\"health\":\"true\"",
+            ),
         };
         let attempt = async {
             let mut stream = TcpStream::connect(addr).await.ok()?;
@@ -192,7 +221,10 @@ impl LocalServer {
             stream.read_to_string(&mut reply).await.ok()?;
             Some(reply.contains(expect))
         };
-        matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Some(true)))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), attempt).await,
+            Ok(Some(true))
+        )
     }
 }
 
@@ -211,5 +243,7 @@ fn zookeeper_classpath() -> String {
 
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }

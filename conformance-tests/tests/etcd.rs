@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
 use kingpin_conformance_tests::endpoints::{private_server, shared_endpoint};
 use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
-use kingpin_conformance_tests::{coordinator_suite, unique_namespace, Harness, ServerNeeds, TestSession};
+use kingpin_conformance_tests::{
+    coordinator_suite, unique_namespace, Harness, ServerNeeds, TestSession,
+};
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
+use tokio::sync::Mutex;
 
 struct EtcdHarness {
     hosts: String,
@@ -25,7 +27,11 @@ async fn harness(needs: ServerNeeds, case: &'static str) -> Option<EtcdHarness> 
             (server.endpoint(), Some(Mutex::new(server)))
         }
     };
-    Some(EtcdHarness { hosts, prefix: unique_namespace(), server })
+    Some(EtcdHarness {
+        hosts,
+        prefix: unique_namespace(),
+        server,
+    })
 }
 
 #[async_trait]
@@ -43,7 +49,10 @@ impl Harness for EtcdHarness {
         let coordinator = EtcdCoordinator::connect(config)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to etcd at {}: {e}", self.hosts));
-        TestSession::new(Arc::new(coordinator), |c| async move { c.force_expire().await })
+        TestSession::new(
+            Arc::new(coordinator),
+            |c| async move { c.force_expire().await },
+        )
     }
 
     fn can_restart_server(&self) -> bool {

@@ -11,7 +11,9 @@ struct MemoryHarness {
 }
 
 async fn harness(_needs: ServerNeeds, _case: &'static str) -> Option<MemoryHarness> {
-    Some(MemoryHarness { server: MemoryServer::new() })
+    Some(MemoryHarness {
+        server: MemoryServer::new(),
+    })
 }
 
 #[async_trait]

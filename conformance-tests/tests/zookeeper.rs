@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
 use kingpin_conformance_tests::endpoints::{private_server, shared_endpoint};
 use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
-use kingpin_conformance_tests::{coordinator_suite, unique_namespace, Harness, ServerNeeds, TestSession};
+use kingpin_conformance_tests::{
+    coordinator_suite, unique_namespace, Harness, ServerNeeds, TestSession,
+};
 use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
+use tokio::sync::Mutex;
 
 struct ZooKeeperHarness {
     hosts: String,
@@ -25,7 +27,11 @@ async fn harness(needs: ServerNeeds, case: &'static str) -> Option<ZooKeeperHarn
             (server.endpoint(), Some(Mutex::new(server)))
         }
     };
-    Some(ZooKeeperHarness { hosts, chroot: unique_namespace(), server })
+    Some(ZooKeeperHarness {
+        hosts,
+        chroot: unique_namespace(),
+        server,
+    })
 }
 
 #[async_trait]
@@ -42,7 +48,10 @@ impl Harness for ZooKeeperHarness {
         let coordinator = ZooKeeperCoordinator::connect(config)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to ZooKeeper at {}: {e}", self.hosts));
-        TestSession::new(Arc::new(coordinator), |c| async move { c.force_expire().await })
+        TestSession::new(
+            Arc::new(coordinator),
+            |c| async move { c.force_expire().await },
+        )
     }
 
     fn can_restart_server(&self) -> bool {

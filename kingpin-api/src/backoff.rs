@@ -16,7 +16,11 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at `initial`, never waits longer than `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff { initial, max, current: initial }
+        Backoff {
+            initial,
+            max,
+            current: initial,
+        }
     }
 
     /// The next delay to wait.

@@ -34,7 +34,10 @@ pub enum CreateMode {
 impl CreateMode {
     /// Whether the node goes away with its session.
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     /// Whether a counter is appended to the name.
@@ -281,7 +284,12 @@ pub trait Coordinator: Send + Sync + Debug {
     /// never a silent overwrite. Returns the new metadata.
     ///
     /// Errors: `NotFound`, `BadVersion`, `TooLarge`.
-    async fn set(&self, path: &NodePath, data: &[u8], expected_version: Option<u64>) -> Result<Stat>;
+    async fn set(
+        &self,
+        path: &NodePath,
+        data: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<Stat>;
 
     /// Deletes a node, only if at `expected_version` when given.
     ///

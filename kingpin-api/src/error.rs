@@ -104,7 +104,10 @@ impl Error {
 
     /// `AlreadyExists` for `path`.
     pub fn already_exists(path: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::AlreadyExists, format!("node {path} already exists"))
+        Error::new(
+            ErrorKind::AlreadyExists,
+            format!("node {path} already exists"),
+        )
     }
 
     /// `BadVersion` for `path`.
@@ -157,7 +160,10 @@ impl Error {
     ///
     /// `BadVersion` is not retryable as is: the caller must re-read first.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Unavailable | ErrorKind::SessionExpired)
+        matches!(
+            self.kind,
+            ErrorKind::Unavailable | ErrorKind::SessionExpired
+        )
     }
 }
 
@@ -211,7 +217,7 @@ mod tests {
 
     #[test]
     fn display_names_kind_operation_and_source() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "reset");
+        let io = std::io::Error::other("reset");
         let err = Error::bad_version("/a", 3).at_operation(2).with_source(io);
         assert_eq!(
             err.to_string(),

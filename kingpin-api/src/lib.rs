@@ -19,8 +19,7 @@ mod watch_channel;
 pub use backoff::Backoff;
 pub use coordinator::{
     Capabilities, Coordinator, CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents,
-    SessionState, Stat, WatchEvent, WatchKind, WatchStream, DEFAULT_MAX_DATA_SIZE,
-    SEQUENCE_DIGITS,
+    SessionState, Stat, WatchEvent, WatchKind, WatchStream, DEFAULT_MAX_DATA_SIZE, SEQUENCE_DIGITS,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{MemoryCoordinator, MemoryServer};

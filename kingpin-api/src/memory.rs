@@ -217,7 +217,8 @@ impl ServerState {
                         continue;
                     }
                     undo.push((ancestor.clone(), None));
-                    self.nodes.insert(ancestor.clone(), MemNode::new(Vec::new(), revision, None));
+                    self.nodes
+                        .insert(ancestor.clone(), MemNode::new(Vec::new(), revision, None));
                     changes.push(Change::Created(ancestor));
                 }
                 let path = if mode.is_sequential() {
@@ -242,11 +243,16 @@ impl ServerState {
                     return Err(Error::already_exists(&path));
                 }
                 undo.push((path.clone(), None));
-                self.nodes.insert(path.clone(), MemNode::new(data, revision, owner));
+                self.nodes
+                    .insert(path.clone(), MemNode::new(data, revision, owner));
                 changes.push(Change::Created(path.clone()));
                 Ok(OpResult::Created(path))
             }
-            Op::Set { path, data, expected_version } => {
+            Op::Set {
+                path,
+                data,
+                expected_version,
+            } => {
                 check_size(&path, &data, limit)?;
                 let Some(node) = self.nodes.get_mut(&path) else {
                     return Err(Error::not_found(&path));
@@ -264,7 +270,10 @@ impl ServerState {
                 changes.push(Change::DataChanged(path));
                 Ok(OpResult::Set(stat))
             }
-            Op::Delete { path, expected_version } => {
+            Op::Delete {
+                path,
+                expected_version,
+            } => {
                 let Some(node) = self.nodes.get(&path) else {
                     return Err(Error::not_found(&path));
                 };
@@ -409,10 +418,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[async_trait]
 impl Coordinator for MemoryCoordinator {
     async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
-        let op = Op::Create { path: path.clone(), data: data.to_vec(), mode };
+        let op = Op::Create {
+            path: path.clone(),
+            data: data.to_vec(),
+            mode,
+        };
         match self.transaction(vec![op]).await?.pop() {
             Some(OpResult::Created(path)) => Ok(path),
-            other => Err(Error::new(ErrorKind::Backend, format!("unexpected result {other:?}"))),
+            other => Err(Error::new(
+                ErrorKind::Backend,
+                format!("unexpected result {other:?}"),
+            )),
         }
     }
 
@@ -420,10 +436,18 @@ impl Coordinator for MemoryCoordinator {
         self.live_session()?;
         let state = self.server.lock();
         match state.nodes.get(path) {
-            Some(n) if !path.is_root() => Ok(Node { data: n.data.clone(), stat: n.stat }),
+            Some(n) if !path.is_root() => Ok(Node {
+                data: n.data.clone(),
+                stat: n.stat,
+            }),
             _ if path.is_root() => Ok(Node {
                 data: Vec::new(),
-                stat: Stat { version: 0, created_revision: 0, modified_revision: 0, ephemeral_owner: None },
+                stat: Stat {
+                    version: 0,
+                    created_revision: 0,
+                    modified_revision: 0,
+                    ephemeral_owner: None,
+                },
             }),
             _ => Err(Error::not_found(path)),
         }
@@ -437,11 +461,23 @@ impl Coordinator for MemoryCoordinator {
         }
     }
 
-    async fn set(&self, path: &NodePath, data: &[u8], expected_version: Option<u64>) -> Result<Stat> {
-        let op = Op::Set { path: path.clone(), data: data.to_vec(), expected_version };
+    async fn set(
+        &self,
+        path: &NodePath,
+        data: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<Stat> {
+        let op = Op::Set {
+            path: path.clone(),
+            data: data.to_vec(),
+            expected_version,
+        };
         match self.transaction(vec![op]).await?.pop() {
             Some(OpResult::Set(stat)) => Ok(stat),
-            other => Err(Error::new(ErrorKind::Backend, format!("unexpected result {other:?}"))),
+            other => Err(Error::new(
+                ErrorKind::Backend,
+                format!("unexpected result {other:?}"),
+            )),
         }
     }
 
@@ -449,9 +485,12 @@ impl Coordinator for MemoryCoordinator {
         if path.is_root() {
             return Err(Error::invalid("the root node cannot be deleted"));
         }
-        self.transaction(vec![Op::Delete { path: path.clone(), expected_version }])
-            .await
-            .map(drop)
+        self.transaction(vec![Op::Delete {
+            path: path.clone(),
+            expected_version,
+        }])
+        .await
+        .map(drop)
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {
@@ -468,7 +507,8 @@ impl Coordinator for MemoryCoordinator {
     async fn transaction(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
         let session = self.live_session()?;
         let mut state = self.server.lock();
-        let (results, changes) = state.apply(ops, Some(session), self.capabilities.max_data_size)?;
+        let (results, changes) =
+            state.apply(ops, Some(session), self.capabilities.max_data_size)?;
         state.notify(&changes);
         Ok(results)
     }
@@ -478,7 +518,12 @@ impl Coordinator for MemoryCoordinator {
         let (sender, stream) = watch_channel();
         let mut state = self.server.lock();
         state.watchers.retain(|w| !w.sender.is_closed());
-        state.watchers.push(Watcher { path: path.clone(), kind, owner: self.owner, sender });
+        state.watchers.push(Watcher {
+            path: path.clone(),
+            kind,
+            owner: self.owner,
+            sender,
+        });
         Ok(stream)
     }
 
@@ -523,24 +568,45 @@ mod tests {
     #[tokio::test]
     async fn create_makes_parents_and_sequential_names() {
         let c = MemoryCoordinator::new();
-        c.create(&p("/a/b/c"), b"x", CreateMode::Persistent).await.unwrap();
+        c.create(&p("/a/b/c"), b"x", CreateMode::Persistent)
+            .await
+            .unwrap();
         assert_eq!(c.children(&p("/a")).await.unwrap(), ["b"]);
-        let first = c.create(&p("/q/item-"), b"", CreateMode::PersistentSequential).await.unwrap();
-        let second = c.create(&p("/q/item-"), b"", CreateMode::PersistentSequential).await.unwrap();
+        let first = c
+            .create(&p("/q/item-"), b"", CreateMode::PersistentSequential)
+            .await
+            .unwrap();
+        let second = c
+            .create(&p("/q/item-"), b"", CreateMode::PersistentSequential)
+            .await
+            .unwrap();
         assert_eq!(first.as_str(), "/q/item-0000000000");
         assert_eq!(second.as_str(), "/q/item-0000000001");
-        let top = c.create(&p("/top-"), b"", CreateMode::PersistentSequential).await.unwrap();
+        let top = c
+            .create(&p("/top-"), b"", CreateMode::PersistentSequential)
+            .await
+            .unwrap();
         assert_eq!(top.as_str(), "/top-0000000000");
     }
 
     #[tokio::test]
     async fn failed_transaction_leaves_nothing_behind() {
         let c = MemoryCoordinator::new();
-        c.create(&p("/x"), b"1", CreateMode::Persistent).await.unwrap();
+        c.create(&p("/x"), b"1", CreateMode::Persistent)
+            .await
+            .unwrap();
         let err = c
             .transaction(vec![
-                Op::Create { path: p("/new/deep"), data: vec![], mode: CreateMode::Persistent },
-                Op::Set { path: p("/x"), data: b"2".to_vec(), expected_version: Some(7) },
+                Op::Create {
+                    path: p("/new/deep"),
+                    data: vec![],
+                    mode: CreateMode::Persistent,
+                },
+                Op::Set {
+                    path: p("/x"),
+                    data: b"2".to_vec(),
+                    expected_version: Some(7),
+                },
             ])
             .await
             .unwrap_err();
@@ -555,7 +621,10 @@ mod tests {
         let server = MemoryServer::new();
         let owner = server.connect();
         let observer = server.connect();
-        owner.create(&p("/e"), b"", CreateMode::Ephemeral).await.unwrap();
+        owner
+            .create(&p("/e"), b"", CreateMode::Ephemeral)
+            .await
+            .unwrap();
         let mut events = owner.session_events();
         let mut watch = owner.watch(&p("/other"), WatchKind::Data).await.unwrap();
         owner.expire_session();
@@ -564,6 +633,9 @@ mod tests {
         assert_eq!(events.next().await, Some(SessionEvent::Connected));
         assert_eq!(watch.next().await, Some(WatchEvent::Resync));
         // The new session works.
-        owner.create(&p("/e"), b"", CreateMode::Ephemeral).await.unwrap();
+        owner
+            .create(&p("/e"), b"", CreateMode::Ephemeral)
+            .await
+            .unwrap();
     }
 }

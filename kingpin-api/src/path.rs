@@ -66,9 +66,8 @@ impl NodePath {
             )));
         }
         for (i, component) in rest.split('/').enumerate() {
-            check_component(component).map_err(|why| {
-                Error::invalid(format!("path {path:?} is invalid: {why}"))
-            })?;
+            check_component(component)
+                .map_err(|why| Error::invalid(format!("path {path:?} is invalid: {why}")))?;
             if i == 0 && component == "zookeeper" {
                 return Err(Error::invalid(format!(
                     "path {path:?} is invalid: /zookeeper is reserved by ZooKeeper"
@@ -165,7 +164,10 @@ fn check_component(component: &str) -> std::result::Result<(), String> {
             component.len()
         ));
     }
-    if let Some(c) = component.chars().find(|c| !c.is_ascii_graphic() || *c == '/') {
+    if let Some(c) = component
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || *c == '/')
+    {
         return Err(format!("character {c:?} is not allowed"));
     }
     Ok(())
@@ -210,7 +212,13 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_paths() {
-        for p in ["/", "/a", "/a/b_c-d.e", "/discovery/svc/prod/member_0000000001", "/x/1-10.0.0.1:9090"] {
+        for p in [
+            "/",
+            "/a",
+            "/a/b_c-d.e",
+            "/discovery/svc/prod/member_0000000001",
+            "/x/1-10.0.0.1:9090",
+        ] {
             assert_eq!(NodePath::parse(p).unwrap().as_str(), p);
         }
     }
@@ -219,14 +227,31 @@ mod tests {
     fn rejects_malformed_paths_with_invalid_argument() {
         let long_component = format!("/{}", "a".repeat(256));
         for p in [
-            "", "a", "a/b", "/a/", "//a", "/a//b", "/a/./b", "/a/../b", "/..", "/a b", "/a\0b",
-            "/a\nb", "/zookeeper", "/zookeeper/quota", "/é", long_component.as_str(),
+            "",
+            "a",
+            "a/b",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/a b",
+            "/a\0b",
+            "/a\nb",
+            "/zookeeper",
+            "/zookeeper/quota",
+            "/é",
+            long_component.as_str(),
         ] {
             let err = NodePath::parse(p).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{p:?}");
         }
         let too_long = "/abcdefgh".repeat(200);
-        assert_eq!(NodePath::parse(&too_long).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            NodePath::parse(&too_long).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[test]
@@ -237,16 +262,28 @@ mod tests {
         assert_eq!(p.parent().unwrap().as_str(), "/a/b");
         let ancestors: Vec<_> = p.ancestors().iter().map(|a| a.to_string()).collect();
         assert_eq!(ancestors, ["/a", "/a/b"]);
-        assert_eq!(NodePath::parse("/a").unwrap().parent().unwrap(), NodePath::root());
+        assert_eq!(
+            NodePath::parse("/a").unwrap().parent().unwrap(),
+            NodePath::root()
+        );
         assert!(NodePath::root().parent().is_none());
         assert_eq!(NodePath::root().join("x").unwrap().as_str(), "/x");
         assert!(p.join("..").is_err());
         assert!(p.join("x/y").is_err());
         assert!(p.starts_with(&NodePath::parse("/a/b").unwrap()));
-        assert!(!NodePath::parse("/a/bc").unwrap().starts_with(&NodePath::parse("/a/b").unwrap()));
-        let mut sorted: Vec<NodePath> = ["/a-b", "/a/b", "/a", "/"].iter().map(|s| NodePath::parse(s).unwrap()).collect();
+        assert!(!NodePath::parse("/a/bc")
+            .unwrap()
+            .starts_with(&NodePath::parse("/a/b").unwrap()));
+        let mut sorted: Vec<NodePath> = ["/a-b", "/a/b", "/a", "/"]
+            .iter()
+            .map(|s| NodePath::parse(s).unwrap())
+            .collect();
         sorted.sort();
         let sorted: Vec<&str> = sorted.iter().map(NodePath::as_str).collect();
-        assert_eq!(sorted, ["/", "/a", "/a/b", "/a-b"], "subtrees are contiguous");
+        assert_eq!(
+            sorted,
+            ["/", "/a", "/a/b", "/a-b"],
+            "subtrees are contiguous"
+        );
     }
 }

@@ -107,7 +107,12 @@ impl CoordinatorUrl {
                 return Err(Error::invalid(format!("option {k:?} is given twice")));
             }
         }
-        Ok(CoordinatorUrl { scheme, hosts, path, options })
+        Ok(CoordinatorUrl {
+            scheme,
+            hosts,
+            path,
+            options,
+        })
     }
 
     /// Which backend.
@@ -151,9 +156,11 @@ impl CoordinatorUrl {
         let Some(value) = self.options.get(key) else {
             return Ok(None);
         };
-        parse_duration(value)
-            .map(Some)
-            .ok_or_else(|| Error::invalid(format!("option {key}={value:?} is not a duration like 500ms, 10s or 2m")))
+        parse_duration(value).map(Some).ok_or_else(|| {
+            Error::invalid(format!(
+                "option {key}={value:?} is not a duration like 500ms, 10s or 2m"
+            ))
+        })
     }
 }
 
@@ -170,12 +177,16 @@ fn check_host(host: &str) -> Result<()> {
     if valid_name && valid_port {
         Ok(())
     } else {
-        Err(Error::invalid(format!("{host:?} is not a valid host[:port]")))
+        Err(Error::invalid(format!(
+            "{host:?} is not a valid host[:port]"
+        )))
     }
 }
 
 fn parse_duration(value: &str) -> Option<Duration> {
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let number: u64 = number.parse().ok()?;
     match unit {
@@ -197,7 +208,13 @@ fn redact(url: &str) -> String {
 
 impl fmt::Display for CoordinatorUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}{}", self.scheme.as_str(), self.hosts.join(","), self.path)?;
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.hosts.join(","),
+            self.path
+        )?;
         let mut sep = '?';
         for (k, v) in &self.options {
             write!(f, "{sep}{k}={v}")?;
@@ -226,7 +243,10 @@ mod tests {
         assert_eq!(zk.path(), "/a/b");
         let etcd = CoordinatorUrl::parse("etcd://[::1]:2379/prefix?lease_ttl=5s").unwrap();
         assert_eq!(etcd.scheme(), CoordinatorScheme::Etcd);
-        assert_eq!(etcd.duration_option("lease_ttl").unwrap(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            etcd.duration_option("lease_ttl").unwrap(),
+            Some(Duration::from_secs(5))
+        );
         let mem = CoordinatorUrl::parse("memory://").unwrap();
         assert_eq!(mem.scheme(), CoordinatorScheme::Memory);
         assert_eq!(zk.to_string(), "zk://127.0.0.1:2181,h2:2182/a/b");
@@ -237,8 +257,20 @@ mod tests {
         let err = CoordinatorUrl::parse("etcd://root:hunter2@h1:2379").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert!(!err.to_string().contains("hunter2"));
-        for bad in ["h1:2181", "mysql://h", "zk://", "zk://h:99999", "zk://h:0", "zk://h/?a=1&a=2", "zk://bad host"] {
-            assert_eq!(CoordinatorUrl::parse(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
+        for bad in [
+            "h1:2181",
+            "mysql://h",
+            "zk://",
+            "zk://h:99999",
+            "zk://h:0",
+            "zk://h/?a=1&a=2",
+            "zk://bad host",
+        ] {
+            assert_eq!(
+                CoordinatorUrl::parse(bad).unwrap_err().kind(),
+                ErrorKind::InvalidArgument,
+                "{bad}"
+            );
         }
         let url = CoordinatorUrl::parse("zk://h/?session_timeout=ten").unwrap();
         assert!(url.duration_option("session_timeout").is_err());

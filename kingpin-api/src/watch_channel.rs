@@ -135,7 +135,11 @@ mod tests {
         assert_eq!(rx.next().await, Some(WatchEvent::Changed));
         assert_eq!(rx.next().await, Some(WatchEvent::Deleted));
         for i in 0..200 {
-            tx.send(if i % 2 == 0 { WatchEvent::Changed } else { WatchEvent::Deleted });
+            tx.send(if i % 2 == 0 {
+                WatchEvent::Changed
+            } else {
+                WatchEvent::Deleted
+            });
         }
         let mut seen = Vec::new();
         drop(tx);

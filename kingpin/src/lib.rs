@@ -1,1 +1,92 @@
+//! kingpin's facade: opens any coordinator from its URL, the way sqlx picks
+//! a driver, so components and binaries never name a backend.
+//!
+//! ```no_run
+//! # async fn demo() -> kingpin_api::Result<()> {
+//! let coordinator = kingpin::open_coordinator("zk://127.0.0.1:2181/kingpin").await?;
+//! let names = coordinator.children(&kingpin_api::NodePath::root()).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
 
+use std::sync::Arc;
+
+use kingpin_api::{
+    Coordinator, CoordinatorScheme, CoordinatorUrl, Error, ErrorKind, MemoryCoordinator, Result,
+};
+use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
+use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
+
+pub use kingpin_api;
+
+/// Opens the coordinator a URL names:
+///
+/// | URL | backend |
+/// |---|---|
+/// | `memory://` | in-memory, this process only |
+/// | `zk://h1:2181,h2:2181/chroot?session_timeout=10s` | ZooKeeper (`KINGPIN_ZK_DIGEST` for digest auth) |
+/// | `etcd://h1:2379/prefix?lease_ttl=10s` | etcd (`KINGPIN_ETCD_USER`, `KINGPIN_ETCD_PASSWORD`) |
+///
+/// Errors: `InvalidArgument` for a malformed URL or unknown option;
+/// `Unavailable` naming the hosts when the servers cannot be reached;
+/// `Unauthorized` when credentials are refused. Credentials never appear in
+/// errors.
+pub async fn open_coordinator(url: &str) -> Result<Arc<dyn Coordinator>> {
+    let url = CoordinatorUrl::parse(url)?;
+    match url.scheme() {
+        CoordinatorScheme::Memory => {
+            url.reject_unknown_options(&[])?;
+            Ok(Arc::new(MemoryCoordinator::new()))
+        }
+        CoordinatorScheme::ZooKeeper => {
+            let config = ZooKeeperConfig::from_url(&url)?;
+            Ok(Arc::new(ZooKeeperCoordinator::connect(config).await?))
+        }
+        CoordinatorScheme::Etcd => {
+            let config = EtcdConfig::from_url(&url)?;
+            Ok(Arc::new(EtcdCoordinator::connect(config).await?))
+        }
+        other => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("no backend for {}://", other.as_str()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kingpin_api::{CreateMode, NodePath};
+
+    #[tokio::test]
+    async fn opens_memory_and_rejects_bad_urls() {
+        let c = open_coordinator("memory://").await.unwrap();
+        let path = NodePath::parse("/x").unwrap();
+        c.create(&path, b"1", CreateMode::Persistent).await.unwrap();
+        assert_eq!(c.get(&path).await.unwrap().data, b"1");
+        for bad in [
+            "memory://?x=1",
+            "redis://h:1",
+            "zk://h:2181/kp?bogus=1",
+            "etcd://u:pw@h:2379",
+        ] {
+            let err = open_coordinator(bad).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_servers_are_unavailable_and_named() {
+        let zk = open_coordinator("zk://127.0.0.1:1/kp?session_timeout=1s")
+            .await
+            .unwrap_err();
+        assert_eq!(zk.kind(), ErrorKind::Unavailable, "{zk}");
+        assert!(zk.to_string().contains("127.0.0.1:1"), "{zk}");
+        let etcd = open_coordinator("etcd://127.0.0.1:1/kp?connect_timeout=1s")
+            .await
+            .unwrap_err();
+        assert_eq!(etcd.kind(), ErrorKind::Unavailable, "{etcd}");
+        assert!(etcd.to_string().contains("127.0.0.1:1"), "{etcd}");
+    }
+}

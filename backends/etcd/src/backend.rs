@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use etcd_client::{
+    Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+};
 use futures::StreamExt;
-use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse};
 use kingpin_api::memory::{check_size, sequential_path};
 use kingpin_api::{
-    Backoff, Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result,
-    SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    Backoff, Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult,
+    Result, SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
 };
 
 use crate::config::EtcdConfig;
@@ -54,7 +56,13 @@ impl EtcdCoordinator {
             .map_err(|e| from_etcd(e, "lease revoke"))?;
         // Events, not the state: Expired may turn into Connected before a
         // state watcher looks.
-        let renewed = async { while events.next().await.is_some_and(|e| e != SessionEvent::Connected) {} };
+        let renewed = async {
+            while events
+                .next()
+                .await
+                .is_some_and(|e| e != SessionEvent::Connected)
+            {}
+        };
         tokio::time::timeout(self.shared.config.lease_ttl * 3, renewed)
             .await
             .map_err(|_| Error::unavailable("the revoked lease was not replaced in time"))
@@ -66,7 +74,9 @@ impl EtcdCoordinator {
             Op::Create { path, .. } | Op::Delete { path, .. } if path.is_root() => {
                 Err(Error::invalid("the root node cannot be created or deleted"))
             }
-            Op::Create { path, data, .. } | Op::Set { path, data, .. } => check_size(path, data, limit),
+            Op::Create { path, data, .. } | Op::Set { path, data, .. } => {
+                check_size(path, data, limit)
+            }
             _ => Ok(()),
         }
     }
@@ -85,7 +95,9 @@ impl EtcdCoordinator {
             if plan.writes.is_empty() {
                 return Ok(plan.results(0));
             }
-            let txn = Txn::new().when(plan.compares.clone()).and_then(plan.writes.clone());
+            let txn = Txn::new()
+                .when(plan.compares.clone())
+                .and_then(plan.writes.clone());
             let response = self
                 .shared
                 .client
@@ -131,9 +143,17 @@ impl EtcdCoordinator {
         let layout = &self.shared.layout;
         let mut reads = Vec::new();
         reads.extend(nodes.iter().map(|p| TxnOp::get(layout.node_key(p), None)));
-        reads.extend(counters.iter().map(|p| TxnOp::get(layout.counter_key(p), None)));
+        reads.extend(
+            counters
+                .iter()
+                .map(|p| TxnOp::get(layout.counter_key(p), None)),
+        );
         let keys_only = GetOptions::new().with_prefix().with_keys_only();
-        reads.extend(children.iter().map(|p| TxnOp::get(layout.children_prefix(p), Some(keys_only.clone()))));
+        reads.extend(
+            children
+                .iter()
+                .map(|p| TxnOp::get(layout.children_prefix(p), Some(keys_only.clone()))),
+        );
         let response = self
             .shared
             .client
@@ -146,7 +166,10 @@ impl EtcdCoordinator {
             TxnOpResponse::Get(get) => get.kvs().to_vec(),
             _ => Vec::new(),
         });
-        let mut snapshot = Snapshot { revision, ..Snapshot::default() };
+        let mut snapshot = Snapshot {
+            revision,
+            ..Snapshot::default()
+        };
         for path in nodes {
             let kv = results.next().unwrap_or_default().into_iter().next();
             snapshot.nodes.insert(path, kv);
@@ -177,7 +200,10 @@ impl Drop for EtcdCoordinator {
     fn drop(&mut self) {
         self.shared.shutdown.send_replace(true);
         // Release ephemeral nodes now rather than after the TTL, if we can.
-        if let (Some(lease), Ok(runtime)) = (self.shared.take_lease(), tokio::runtime::Handle::try_current()) {
+        if let (Some(lease), Ok(runtime)) = (
+            self.shared.take_lease(),
+            tokio::runtime::Handle::try_current(),
+        ) {
             let mut leases = self.shared.client.lease_client();
             runtime.spawn(async move {
                 let _ = leases.revoke(lease).await;
@@ -190,7 +216,15 @@ fn parse_counter(kv: &KeyValue) -> Result<u64> {
     std::str::from_utf8(kv.value())
         .ok()
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::new(ErrorKind::Backend, format!("sequence counter {} is corrupt", String::from_utf8_lossy(kv.key()))))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "sequence counter {} is corrupt",
+                    String::from_utf8_lossy(kv.key())
+                ),
+            )
+        })
 }
 
 #[derive(Debug, Default)]
@@ -215,7 +249,11 @@ struct SimNode {
 enum Outcome {
     Done(OpResult),
     /// A `Set` whose metadata needs the commit revision.
-    Set { version: u64, created_revision: Option<i64>, lease: i64 },
+    Set {
+        version: u64,
+        created_revision: Option<i64>,
+        lease: i64,
+    },
 }
 
 /// The decided outcome of a transaction on a snapshot: results, the
@@ -234,13 +272,22 @@ impl Plan {
             let node = match kv {
                 Some(kv) => {
                     let (version, data) = decode_value(kv.key(), kv.value())?;
-                    Some(SimNode { data: data.to_vec(), version, lease: kv.lease(), created_revision: Some(kv.create_revision()) })
+                    Some(SimNode {
+                        data: data.to_vec(),
+                        version,
+                        lease: kv.lease(),
+                        created_revision: Some(kv.create_revision()),
+                    })
                 }
                 None => None,
             };
             state.insert(path.clone(), node);
         }
-        let mut counters: HashMap<NodePath, u64> = snapshot.counters.iter().map(|(p, (n, _))| (p.clone(), *n)).collect();
+        let mut counters: HashMap<NodePath, u64> = snapshot
+            .counters
+            .iter()
+            .map(|(p, (n, _))| (p.clone(), *n))
+            .collect();
         let mut dirty: BTreeSet<NodePath> = BTreeSet::new();
         let mut must_be_absent: Vec<NodePath> = Vec::new();
         let mut outcomes = Vec::with_capacity(ops.len());
@@ -257,11 +304,21 @@ impl Plan {
                         for ancestor in path.ancestors() {
                             match state.get(&ancestor).and_then(Option::as_ref) {
                                 Some(n) if n.lease != 0 => {
-                                    return Err(Error::invalid(format!("{ancestor} is ephemeral and cannot have children")))
+                                    return Err(Error::invalid(format!(
+                                        "{ancestor} is ephemeral and cannot have children"
+                                    )))
                                 }
                                 Some(_) => {}
                                 None => {
-                                    state.insert(ancestor.clone(), Some(SimNode { data: Vec::new(), version: 0, lease: 0, created_revision: None }));
+                                    state.insert(
+                                        ancestor.clone(),
+                                        Some(SimNode {
+                                            data: Vec::new(),
+                                            version: 0,
+                                            lease: 0,
+                                            created_revision: None,
+                                        }),
+                                    );
                                     dirty.insert(ancestor);
                                 }
                             }
@@ -281,12 +338,28 @@ impl Plan {
                         if state.get(&name).is_some_and(Option::is_some) {
                             return Err(Error::already_exists(&name));
                         }
-                        let lease = if mode.is_ephemeral() { shared.lease()? } else { 0 };
-                        state.insert(name.clone(), Some(SimNode { data: data.clone(), version: 0, lease, created_revision: None }));
+                        let lease = if mode.is_ephemeral() {
+                            shared.lease()?
+                        } else {
+                            0
+                        };
+                        state.insert(
+                            name.clone(),
+                            Some(SimNode {
+                                data: data.clone(),
+                                version: 0,
+                                lease,
+                                created_revision: None,
+                            }),
+                        );
                         dirty.insert(name.clone());
                         Ok(Outcome::Done(OpResult::Created(name)))
                     }
-                    Op::Set { path, data, expected_version } => {
+                    Op::Set {
+                        path,
+                        data,
+                        expected_version,
+                    } => {
                         let Some(node) = state.get_mut(path).and_then(Option::as_mut) else {
                             return Err(Error::not_found(path));
                         };
@@ -298,9 +371,16 @@ impl Plan {
                         node.data = data.clone();
                         node.version += 1;
                         dirty.insert(path.clone());
-                        Ok(Outcome::Set { version: node.version, created_revision: node.created_revision, lease: node.lease })
+                        Ok(Outcome::Set {
+                            version: node.version,
+                            created_revision: node.created_revision,
+                            lease: node.lease,
+                        })
                     }
-                    Op::Delete { path, expected_version } => {
+                    Op::Delete {
+                        path,
+                        expected_version,
+                    } => {
                         let Some(node) = state.get(path).and_then(Option::as_ref) else {
                             return Err(Error::not_found(path));
                         };
@@ -309,11 +389,22 @@ impl Plan {
                                 return Err(Error::bad_version(path, *v));
                             }
                         }
-                        let at_snapshot = snapshot.children.get(path).map(Vec::as_slice).unwrap_or_default();
-                        let remaining = at_snapshot.iter().filter(|c| !matches!(state.get(*c), Some(None))).count();
+                        let at_snapshot = snapshot
+                            .children
+                            .get(path)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default();
+                        let remaining = at_snapshot
+                            .iter()
+                            .filter(|c| !matches!(state.get(*c), Some(None)))
+                            .count();
                         let created_here = state
                             .iter()
-                            .filter(|(p, n)| n.is_some() && p.parent().as_ref() == Some(path) && !at_snapshot.contains(p))
+                            .filter(|(p, n)| {
+                                n.is_some()
+                                    && p.parent().as_ref() == Some(path)
+                                    && !at_snapshot.contains(p)
+                            })
                             .count();
                         if remaining + created_here > 0 {
                             return Err(Error::not_empty(path));
@@ -330,18 +421,35 @@ impl Plan {
         let mut compares = Vec::new();
         for (path, kv) in &snapshot.nodes {
             let modified = kv.as_ref().map(KeyValue::mod_revision).unwrap_or(0);
-            compares.push(Compare::mod_revision(layout.node_key(path), CompareOp::Equal, modified));
+            compares.push(Compare::mod_revision(
+                layout.node_key(path),
+                CompareOp::Equal,
+                modified,
+            ));
         }
         for path in &must_be_absent {
-            compares.push(Compare::mod_revision(layout.node_key(path), CompareOp::Equal, 0));
+            compares.push(Compare::mod_revision(
+                layout.node_key(path),
+                CompareOp::Equal,
+                0,
+            ));
         }
         for (parent, (_, modified)) in &snapshot.counters {
-            compares.push(Compare::mod_revision(layout.counter_key(parent), CompareOp::Equal, *modified));
+            compares.push(Compare::mod_revision(
+                layout.counter_key(parent),
+                CompareOp::Equal,
+                *modified,
+            ));
         }
         for path in snapshot.children.keys() {
             // No child created since the snapshot.
             compares.push(
-                Compare::mod_revision(layout.children_prefix(path), CompareOp::Less, snapshot.revision + 1).with_prefix(),
+                Compare::mod_revision(
+                    layout.children_prefix(path),
+                    CompareOp::Less,
+                    snapshot.revision + 1,
+                )
+                .with_prefix(),
             );
         }
 
@@ -350,19 +458,34 @@ impl Plan {
             let key = layout.node_key(path);
             match state.get(path).and_then(Option::as_ref) {
                 Some(node) => {
-                    let options = (node.lease != 0).then(|| PutOptions::new().with_lease(node.lease));
-                    writes.push(TxnOp::put(key, encode_value(node.version, &node.data), options));
+                    let options =
+                        (node.lease != 0).then(|| PutOptions::new().with_lease(node.lease));
+                    writes.push(TxnOp::put(
+                        key,
+                        encode_value(node.version, &node.data),
+                        options,
+                    ));
                 }
-                None if snapshot.nodes.get(path).is_some_and(Option::is_some) => writes.push(TxnOp::delete(key, None)),
+                None if snapshot.nodes.get(path).is_some_and(Option::is_some) => {
+                    writes.push(TxnOp::delete(key, None))
+                }
                 None => {}
             }
         }
         for (parent, next) in &counters {
             if snapshot.counters.get(parent).map(|(n, _)| n) != Some(next) {
-                writes.push(TxnOp::put(layout.counter_key(parent), next.to_string(), None));
+                writes.push(TxnOp::put(
+                    layout.counter_key(parent),
+                    next.to_string(),
+                    None,
+                ));
             }
         }
-        Ok(Plan { outcomes, compares, writes })
+        Ok(Plan {
+            outcomes,
+            compares,
+            writes,
+        })
     }
 
     fn results(&self, revision: i64) -> Vec<OpResult> {
@@ -370,7 +493,11 @@ impl Plan {
             .iter()
             .map(|outcome| match outcome {
                 Outcome::Done(result) => result.clone(),
-                Outcome::Set { version, created_revision, lease } => OpResult::Set(Stat {
+                Outcome::Set {
+                    version,
+                    created_revision,
+                    lease,
+                } => OpResult::Set(Stat {
                     version: *version,
                     created_revision: created_revision.unwrap_or(revision) as u64,
                     modified_revision: revision as u64,
@@ -384,17 +511,32 @@ impl Plan {
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
     async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
-        let op = Op::Create { path: path.clone(), data: data.to_vec(), mode };
+        let op = Op::Create {
+            path: path.clone(),
+            data: data.to_vec(),
+            mode,
+        };
         match self.apply(vec![op]).await.map_err(strip_index)?.pop() {
             Some(OpResult::Created(path)) => Ok(path),
-            other => Err(Error::new(ErrorKind::Backend, format!("unexpected result {other:?}"))),
+            other => Err(Error::new(
+                ErrorKind::Backend,
+                format!("unexpected result {other:?}"),
+            )),
         }
     }
 
     async fn get(&self, path: &NodePath) -> Result<Node> {
         self.shared.check_open()?;
         if path.is_root() {
-            return Ok(Node { data: Vec::new(), stat: Stat { version: 0, created_revision: 0, modified_revision: 0, ephemeral_owner: None } });
+            return Ok(Node {
+                data: Vec::new(),
+                stat: Stat {
+                    version: 0,
+                    created_revision: 0,
+                    modified_revision: 0,
+                    ephemeral_owner: None,
+                },
+            });
         }
         let response = self
             .shared
@@ -403,9 +545,15 @@ impl Coordinator for EtcdCoordinator {
             .get(self.shared.layout.node_key(path), None)
             .await
             .map_err(|e| from_etcd(e, &format!("get {path}")))?;
-        let kv = response.kvs().first().ok_or_else(|| Error::not_found(path))?;
+        let kv = response
+            .kvs()
+            .first()
+            .ok_or_else(|| Error::not_found(path))?;
         let (_, data) = decode_value(kv.key(), kv.value())?;
-        Ok(Node { data: data.to_vec(), stat: stat_of(kv)? })
+        Ok(Node {
+            data: data.to_vec(),
+            stat: stat_of(kv)?,
+        })
     }
 
     async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
@@ -416,16 +564,34 @@ impl Coordinator for EtcdCoordinator {
         }
     }
 
-    async fn set(&self, path: &NodePath, data: &[u8], expected_version: Option<u64>) -> Result<Stat> {
-        let op = Op::Set { path: path.clone(), data: data.to_vec(), expected_version };
+    async fn set(
+        &self,
+        path: &NodePath,
+        data: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<Stat> {
+        let op = Op::Set {
+            path: path.clone(),
+            data: data.to_vec(),
+            expected_version,
+        };
         match self.apply(vec![op]).await.map_err(strip_index)?.pop() {
             Some(OpResult::Set(stat)) => Ok(stat),
-            other => Err(Error::new(ErrorKind::Backend, format!("unexpected result {other:?}"))),
+            other => Err(Error::new(
+                ErrorKind::Backend,
+                format!("unexpected result {other:?}"),
+            )),
         }
     }
 
     async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
-        self.apply(vec![Op::Delete { path: path.clone(), expected_version }]).await.map_err(strip_index).map(drop)
+        self.apply(vec![Op::Delete {
+            path: path.clone(),
+            expected_version,
+        }])
+        .await
+        .map_err(strip_index)
+        .map(drop)
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {
@@ -433,8 +599,14 @@ impl Coordinator for EtcdCoordinator {
         let layout = &self.shared.layout;
         let prefix = layout.children_prefix(path);
         let txn = Txn::new().and_then(vec![
-            TxnOp::get(layout.node_key(path), Some(GetOptions::new().with_count_only())),
-            TxnOp::get(prefix.clone(), Some(GetOptions::new().with_prefix().with_keys_only())),
+            TxnOp::get(
+                layout.node_key(path),
+                Some(GetOptions::new().with_count_only()),
+            ),
+            TxnOp::get(
+                prefix.clone(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            ),
         ]);
         let response = self
             .shared
@@ -452,9 +624,11 @@ impl Coordinator for EtcdCoordinator {
             return Err(Error::not_found(path));
         }
         let mut names: Vec<String> = match responses.next() {
-            Some(TxnOpResponse::Get(get)) => {
-                get.kvs().iter().filter_map(|kv| layout.child_name(&prefix, kv.key()).map(str::to_owned)).collect()
-            }
+            Some(TxnOpResponse::Get(get)) => get
+                .kvs()
+                .iter()
+                .filter_map(|kv| layout.child_name(&prefix, kv.key()).map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         names.sort();
@@ -496,8 +670,12 @@ impl Coordinator for EtcdCoordinator {
             let revoke = leases.revoke(lease);
             match tokio::time::timeout(Duration::from_secs(5), revoke).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not revoke the etcd lease; it expires after its TTL"),
-                Err(_) => tracing::warn!("revoking the etcd lease timed out; it expires after its TTL"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not revoke the etcd lease; it expires after its TTL")
+                }
+                Err(_) => {
+                    tracing::warn!("revoking the etcd lease timed out; it expires after its TTL")
+                }
             }
         }
         Ok(())

@@ -57,7 +57,9 @@ impl EtcdConfig {
         match (std::env::var(USER_ENV), std::env::var(PASSWORD_ENV)) {
             (Ok(user), Ok(password)) => config = config.with_credentials(user, password),
             (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
-                return Err(Error::invalid(format!("set both {USER_ENV} and {PASSWORD_ENV}, or neither")))
+                return Err(Error::invalid(format!(
+                    "set both {USER_ENV} and {PASSWORD_ENV}, or neither"
+                )))
             }
             _ => {}
         }
@@ -84,7 +86,11 @@ impl EtcdConfig {
     }
 
     /// User and password for etcd's auth.
-    pub fn with_credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.credentials = Some((user.into(), password.into()));
         self
     }
@@ -107,7 +113,13 @@ impl fmt::Debug for EtcdConfig {
             .field("endpoints", &self.endpoints)
             .field("prefix", &self.prefix)
             .field("lease_ttl", &self.lease_ttl)
-            .field("credentials", &self.credentials.as_ref().map(|(user, _)| (user, "<redacted>")))
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(user, _)| (user, "<redacted>")),
+            )
             .finish()
     }
 }
@@ -119,7 +131,9 @@ mod tests {
     #[test]
     fn reads_url_options_and_hides_credentials() {
         let url = CoordinatorUrl::parse("etcd://a:2379,b:2379/kp?lease_ttl=6s").unwrap();
-        let config = EtcdConfig::from_url(&url).unwrap().with_credentials("root", "s3cret");
+        let config = EtcdConfig::from_url(&url)
+            .unwrap()
+            .with_credentials("root", "s3cret");
         assert_eq!(config.prefix, "/kp");
         assert_eq!(config.lease_ttl, Duration::from_secs(6));
         assert!(!format!("{config:?}").contains("s3cret"));

@@ -9,18 +9,23 @@ use tonic::Code;
 pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
     let kind = match &err {
         EtcdError::GRpcStatus(status) => match status.code() {
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => ErrorKind::Unavailable,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
+                ErrorKind::Unavailable
+            }
             Code::Unauthenticated | Code::PermissionDenied => ErrorKind::Unauthorized,
             Code::NotFound if status.message().contains("lease") => ErrorKind::SessionExpired,
-            Code::InvalidArgument | Code::ResourceExhausted if status.message().contains("too large") => {
+            Code::InvalidArgument | Code::ResourceExhausted
+                if status.message().contains("too large") =>
+            {
                 ErrorKind::TooLarge
             }
             Code::InvalidArgument => ErrorKind::InvalidArgument,
             _ => ErrorKind::Backend,
         },
-        EtcdError::TransportError(_) | EtcdError::IoError(_) | EtcdError::WatchError(_) | EtcdError::LeaseKeepAliveError(_) => {
-            ErrorKind::Unavailable
-        }
+        EtcdError::TransportError(_)
+        | EtcdError::IoError(_)
+        | EtcdError::WatchError(_)
+        | EtcdError::LeaseKeepAliveError(_) => ErrorKind::Unavailable,
         EtcdError::InvalidArgs(_) | EtcdError::InvalidUri(_) => ErrorKind::InvalidArgument,
         _ => ErrorKind::Backend,
     };

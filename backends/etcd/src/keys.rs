@@ -26,7 +26,9 @@ impl KeyLayout {
     /// A layout under `prefix` (empty, or an absolute path without a
     /// trailing `/`).
     pub fn new(prefix: &str) -> Self {
-        KeyLayout { prefix: prefix.to_owned() }
+        KeyLayout {
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// The key holding `path`.
@@ -42,7 +44,11 @@ impl KeyLayout {
 
     /// The key holding the sequence counter for children of `parent`.
     pub fn counter_key(&self, parent: &NodePath) -> Vec<u8> {
-        let base = if parent.is_root() { "/" } else { parent.as_str() };
+        let base = if parent.is_root() {
+            "/"
+        } else {
+            parent.as_str()
+        };
         format!("{}/s{}", self.prefix, base).into_bytes()
     }
 
@@ -65,7 +71,10 @@ pub fn decode_value<'a>(key: &[u8], value: &'a [u8]) -> Result<(u64, &'a [u8])> 
     if value.len() < 8 {
         return Err(Error::new(
             ErrorKind::Backend,
-            format!("etcd key {} does not hold a kingpin node (written by something else?)", String::from_utf8_lossy(key)),
+            format!(
+                "etcd key {} does not hold a kingpin node (written by something else?)",
+                String::from_utf8_lossy(key)
+            ),
         ));
     }
     let (version, data) = value.split_at(8);
@@ -101,13 +110,19 @@ mod tests {
         assert!(!grandchild.starts_with(&layout.children_prefix(&a)));
         assert_eq!(layout.children_prefix(&NodePath::root()), b"/p/n/0001/");
         assert_eq!(layout.counter_key(&NodePath::root()), b"/p/s/");
-        assert_eq!(layout.child_name(b"/p/n/0002/a/", b"/p/n/0002/a/b"), Some("b"));
+        assert_eq!(
+            layout.child_name(b"/p/n/0002/a/", b"/p/n/0002/a/b"),
+            Some("b")
+        );
     }
 
     #[test]
     fn values_round_trip_and_foreign_values_are_errors() {
         let v = encode_value(7, b"data");
         assert_eq!(decode_value(b"k", &v).unwrap(), (7, &b"data"[..]));
-        assert_eq!(decode_value(b"k", b"x").unwrap_err().kind(), ErrorKind::Backend);
+        assert_eq!(
+            decode_value(b"k", b"x").unwrap_err().kind(),
+            ErrorKind::Backend
+        );
     }
 }

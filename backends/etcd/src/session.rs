@@ -57,10 +57,13 @@ impl Shared {
             options = options.with_user(user.clone(), password.clone());
         }
         let endpoints = config.endpoints_display();
-        let client = Client::connect(config.endpoints.clone(), Some(options)).await.map_err(|e| {
-            let err = from_etcd(e, "connect");
-            Error::new(err.kind(), format!("cannot connect to etcd at {endpoints}")).with_source(err)
-        })?;
+        let client = Client::connect(config.endpoints.clone(), Some(options))
+            .await
+            .map_err(|e| {
+                let err = from_etcd(e, "connect");
+                Error::new(err.kind(), format!("cannot connect to etcd at {endpoints}"))
+                    .with_source(err)
+            })?;
         let layout = KeyLayout::new(&config.prefix);
         let shared = Arc::new(Shared {
             config,
@@ -72,7 +75,11 @@ impl Shared {
             shutdown: watch::Sender::new(false),
         });
         let lease = shared.grant().await.map_err(|e| {
-            Error::new(e.kind(), format!("cannot open a session (lease) with etcd at {endpoints}")).with_source(e)
+            Error::new(
+                e.kind(),
+                format!("cannot open a session (lease) with etcd at {endpoints}"),
+            )
+            .with_source(e)
         })?;
         shared.lease.store(lease, Ordering::Release);
         Ok(shared)
@@ -84,7 +91,10 @@ impl Shared {
             return Err(Error::unavailable("the etcd coordinator is closed"));
         }
         match self.lease.load(Ordering::Acquire) {
-            0 => Err(Error::new(ErrorKind::SessionExpired, "the etcd lease expired; a new one is being granted")),
+            0 => Err(Error::new(
+                ErrorKind::SessionExpired,
+                "the etcd lease expired; a new one is being granted",
+            )),
             lease => Ok(lease),
         }
     }
@@ -110,7 +120,12 @@ impl Shared {
 
     async fn grant(&self) -> Result<i64> {
         let ttl = self.config.lease_ttl.as_secs() as i64;
-        let granted = self.client.lease_client().grant(ttl, None).await.map_err(|e| from_etcd(e, "lease grant"))?;
+        let granted = self
+            .client
+            .lease_client()
+            .grant(ttl, None)
+            .await
+            .map_err(|e| from_etcd(e, "lease grant"))?;
         Ok(granted.id())
     }
 }
@@ -120,7 +135,9 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
-        let Some(lease) = shared.current_lease() else { return };
+        let Some(lease) = shared.current_lease() else {
+            return;
+        };
         match keep_alive_once(&shared, lease, &mut shutdown).await {
             KeeperExit::Shutdown => return,
             KeeperExit::Disconnected => {
@@ -160,7 +177,11 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
 }
 
 /// Sends keep-alives every third of the TTL until something goes wrong.
-async fn keep_alive_once(shared: &Shared, lease: i64, shutdown: &mut watch::Receiver<bool>) -> KeeperExit {
+async fn keep_alive_once(
+    shared: &Shared,
+    lease: i64,
+    shutdown: &mut watch::Receiver<bool>,
+) -> KeeperExit {
     let ttl = shared.config.lease_ttl;
     // Opening the stream renews the lease once and reads the answer.
     let (mut keeper, mut responses) = match shared.client.lease_client().keep_alive(lease).await {

@@ -5,21 +5,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
-use kingpin_api::{watch_channel, Backoff, NodePath, Result, WatchEvent, WatchKind, WatchSender, WatchStream};
+use kingpin_api::{
+    watch_channel, Backoff, NodePath, Result, WatchEvent, WatchKind, WatchSender, WatchStream,
+};
 
 use crate::error::from_etcd;
 use crate::session::Shared;
 
 /// Starts following `path` from the store's current revision: every change
 /// after this call returns is delivered, however late the etcd watch opens.
-pub(crate) async fn start(shared: Arc<Shared>, path: NodePath, kind: WatchKind) -> Result<WatchStream> {
+pub(crate) async fn start(
+    shared: Arc<Shared>,
+    path: NodePath,
+    kind: WatchKind,
+) -> Result<WatchStream> {
     shared.check_open()?;
     let revision = current_revision(&shared).await?;
     Ok(start_at(shared, path, kind, revision))
 }
 
 /// Starts following `path` for changes after `revision`.
-pub(crate) fn start_at(shared: Arc<Shared>, path: NodePath, kind: WatchKind, revision: i64) -> WatchStream {
+pub(crate) fn start_at(
+    shared: Arc<Shared>,
+    path: NodePath,
+    kind: WatchKind,
+    revision: i64,
+) -> WatchStream {
     let (sender, stream) = watch_channel();
     tokio::spawn(follow(shared, path, kind, sender, revision));
     stream
@@ -45,7 +56,13 @@ enum StreamEnd {
     Compacted,
 }
 
-async fn follow(shared: Arc<Shared>, path: NodePath, kind: WatchKind, sender: WatchSender, mut last_revision: i64) {
+async fn follow(
+    shared: Arc<Shared>,
+    path: NodePath,
+    kind: WatchKind,
+    sender: WatchSender,
+    mut last_revision: i64,
+) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut generation = shared.generation.subscribe();
     generation.borrow_and_update();
@@ -98,14 +115,22 @@ async fn stream_events(
         .with_start_revision(*last_revision + 1)
         .with_progress_notify();
     let mut watch_client = shared.client.watch_client();
-    let mut stream = match watch_client.watch(node_key.clone(), Some(options.clone())).await {
+    let mut stream = match watch_client
+        .watch(node_key.clone(), Some(options.clone()))
+        .await
+    {
         Ok(stream) => stream,
         Err(e) => {
             tracing::debug!(%path, error = %e, "cannot open etcd watch yet");
             return StreamEnd::Resume;
         }
     };
-    if kind == WatchKind::Children && stream.watch(children.clone(), Some(options.with_prefix())).await.is_err() {
+    if kind == WatchKind::Children
+        && stream
+            .watch(children.clone(), Some(options.with_prefix()))
+            .await
+            .is_err()
+    {
         return StreamEnd::Resume;
     }
     loop {
@@ -136,7 +161,13 @@ async fn stream_events(
     }
 }
 
-fn forward(response: &WatchResponse, node_key: &[u8], kind: WatchKind, sender: &WatchSender, last_revision: &mut i64) {
+fn forward(
+    response: &WatchResponse,
+    node_key: &[u8],
+    kind: WatchKind,
+    sender: &WatchSender,
+    last_revision: &mut i64,
+) {
     if response.events().is_empty() {
         // A progress notification: everything up to its revision was sent.
         if !response.created() {
@@ -175,7 +206,10 @@ mod tests {
 
     #[tokio::test]
     async fn compaction_past_a_watch_gives_resync_then_events() {
-        let Some(endpoint) = std::env::var("KINGPIN_TEST_ETCD").ok().filter(|e| !e.is_empty()) else {
+        let Some(endpoint) = std::env::var("KINGPIN_TEST_ETCD")
+            .ok()
+            .filter(|e| !e.is_empty())
+        else {
             if std::env::var("KINGPIN_TEST_SKIP_EXTERNAL").is_ok_and(|v| v == "1") {
                 eprintln!("SKIPPED etcd::compaction_past_a_watch_gives_resync_then_events: no KINGPIN_TEST_ETCD");
                 return;
@@ -183,7 +217,9 @@ mod tests {
             panic!("this test needs a real etcd: set KINGPIN_TEST_ETCD (./scripts/test does) or KINGPIN_TEST_SKIP_EXTERNAL=1");
         };
         let prefix = format!("/kingpin-compaction-{}", std::process::id());
-        let c = EtcdCoordinator::connect(EtcdConfig::new([endpoint]).with_prefix(&prefix).unwrap()).await.unwrap();
+        let c = EtcdCoordinator::connect(EtcdConfig::new([endpoint]).with_prefix(&prefix).unwrap())
+            .await
+            .unwrap();
         let path = NodePath::parse("/node").unwrap();
         c.create(&path, b"0", CreateMode::Persistent).await.unwrap();
         let old = current_revision(&c.shared).await.unwrap();
@@ -191,15 +227,28 @@ mod tests {
             c.set(&path, format!("{i}").as_bytes(), None).await.unwrap();
         }
         let now = current_revision(&c.shared).await.unwrap();
-        c.shared.client.kv_client().compact(now, None).await.unwrap();
+        c.shared
+            .client
+            .kv_client()
+            .compact(now, None)
+            .await
+            .unwrap();
 
         // A watch that last saw `old` resumes into the compacted range.
         let mut watch = start_at(c.shared.clone(), path.clone(), WatchKind::Data, old);
-        let first = tokio::time::timeout(Duration::from_secs(20), watch.next()).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .unwrap();
         assert_eq!(first, Some(WatchEvent::Resync));
-        assert_eq!(c.get(&path).await.unwrap().data, b"5", "the re-read sees the latest value");
+        assert_eq!(
+            c.get(&path).await.unwrap().data,
+            b"5",
+            "the re-read sees the latest value"
+        );
         c.set(&path, b"6", None).await.unwrap();
-        let next = tokio::time::timeout(Duration::from_secs(20), watch.next()).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(20), watch.next())
+            .await
+            .unwrap();
         assert_eq!(next, Some(WatchEvent::Changed));
         c.close().await.unwrap();
     }

@@ -51,13 +51,26 @@ impl ZooKeeperCoordinator {
             .with_session(session)
             .connect(&hosts)
             .await
-            .map_err(|e| Error::unavailable(format!("cannot take over the session at {hosts}")).with_source(e))?;
+            .map_err(|e| {
+                Error::unavailable(format!("cannot take over the session at {hosts}"))
+                    .with_source(e)
+            })?;
         drop(intruder);
         // Wait until the supervisor has noticed and built a new session.
-        let expired = async { while events.next().await.is_some_and(|e| e != SessionEvent::Connected) {} };
+        let expired = async {
+            while events
+                .next()
+                .await
+                .is_some_and(|e| e != SessionEvent::Connected)
+            {}
+        };
         tokio::time::timeout(self.shared.config.session_timeout * 3, expired)
             .await
-            .map_err(|_| Error::unavailable("the session did not expire after being closed by another connection"))
+            .map_err(|_| {
+                Error::unavailable(
+                    "the session did not expire after being closed by another connection",
+                )
+            })
     }
 
     fn check_version(path: &NodePath, version: Option<u64>) -> Result<Option<i32>> {
@@ -86,14 +99,20 @@ impl ZooKeeperCoordinator {
                 check_size(path, data, limit)
             }
             Op::Set { path, data, .. } => check_size(path, data, limit),
-            Op::Delete { path, .. } if path.is_root() => Err(Error::invalid("the root node cannot be deleted")),
+            Op::Delete { path, .. } if path.is_root() => {
+                Err(Error::invalid("the root node cannot be deleted"))
+            }
             _ => Ok(()),
         }
     }
 
     /// The transaction's operations, preceded where needed by creates of
     /// missing parents (`None` marks those).
-    async fn with_missing_parents(&self, client: &zk::Client, ops: &[Op]) -> Result<Vec<(Option<usize>, Op)>> {
+    async fn with_missing_parents(
+        &self,
+        client: &zk::Client,
+        ops: &[Op],
+    ) -> Result<Vec<(Option<usize>, Op)>> {
         let mut planned = Vec::with_capacity(ops.len());
         let mut known: HashSet<NodePath> = HashSet::new();
         for (index, op) in ops.iter().enumerate() {
@@ -107,7 +126,14 @@ impl ZooKeeperCoordinator {
                         .await
                         .map_err(|e| from_zk(e, ancestor.as_str()).at_operation(index))?;
                     if exists.is_none() {
-                        planned.push((None, Op::Create { path: ancestor.clone(), data: Vec::new(), mode: CreateMode::Persistent }));
+                        planned.push((
+                            None,
+                            Op::Create {
+                                path: ancestor.clone(),
+                                data: Vec::new(),
+                                mode: CreateMode::Persistent,
+                            },
+                        ));
                     }
                     known.insert(ancestor);
                 }
@@ -137,19 +163,28 @@ fn stat(s: &zk::Stat) -> Stat {
 #[async_trait]
 impl Coordinator for ZooKeeperCoordinator {
     async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
-        self.check_op(&Op::Create { path: path.clone(), data: Vec::new(), mode })?;
+        self.check_op(&Op::Create {
+            path: path.clone(),
+            data: Vec::new(),
+            mode,
+        })?;
         check_size(path, data, self.shared.config.max_data_size)?;
         let client = self.shared.client()?;
         let options = self.options(mode);
         let mut created_parents = false;
         loop {
             match client.create(path.as_str(), data, &options).await {
-                Ok((_, sequence)) if mode.is_sequential() => return NodePath::parse(&format!("{path}{sequence}")),
+                Ok((_, sequence)) if mode.is_sequential() => {
+                    return NodePath::parse(&format!("{path}{sequence}"))
+                }
                 Ok(_) => return Ok(path.clone()),
                 Err(zk::Error::NoNode) if !created_parents => {
                     if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
                         let dir = self.options(CreateMode::Persistent);
-                        client.mkdir(parent.as_str(), &dir).await.map_err(|e| from_zk(e, parent.as_str()))?;
+                        client
+                            .mkdir(parent.as_str(), &dir)
+                            .await
+                            .map_err(|e| from_zk(e, parent.as_str()))?;
                     }
                     created_parents = true;
                 }
@@ -160,40 +195,70 @@ impl Coordinator for ZooKeeperCoordinator {
 
     async fn get(&self, path: &NodePath) -> Result<Node> {
         let client = self.shared.client()?;
-        let (data, s) = client.get_data(path.as_str()).await.map_err(|e| from_zk(e, path.as_str()))?;
-        Ok(Node { data, stat: stat(&s) })
+        let (data, s) = client
+            .get_data(path.as_str())
+            .await
+            .map_err(|e| from_zk(e, path.as_str()))?;
+        Ok(Node {
+            data,
+            stat: stat(&s),
+        })
     }
 
     async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
         let client = self.shared.client()?;
-        let s = client.check_stat(path.as_str()).await.map_err(|e| from_zk(e, path.as_str()))?;
+        let s = client
+            .check_stat(path.as_str())
+            .await
+            .map_err(|e| from_zk(e, path.as_str()))?;
         Ok(s.as_ref().map(stat))
     }
 
-    async fn set(&self, path: &NodePath, data: &[u8], expected_version: Option<u64>) -> Result<Stat> {
+    async fn set(
+        &self,
+        path: &NodePath,
+        data: &[u8],
+        expected_version: Option<u64>,
+    ) -> Result<Stat> {
         check_size(path, data, self.shared.config.max_data_size)?;
         let version = Self::check_version(path, expected_version)?;
         let client = self.shared.client()?;
-        let s = client.set_data(path.as_str(), data, version).await.map_err(|e| match e {
-            zk::Error::BadVersion => Error::bad_version(path, expected_version.unwrap_or(0)).with_source(e),
-            e => from_zk(e, path.as_str()),
-        })?;
+        let s = client
+            .set_data(path.as_str(), data, version)
+            .await
+            .map_err(|e| match e {
+                zk::Error::BadVersion => {
+                    Error::bad_version(path, expected_version.unwrap_or(0)).with_source(e)
+                }
+                e => from_zk(e, path.as_str()),
+            })?;
         Ok(stat(&s))
     }
 
     async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
-        self.check_op(&Op::Delete { path: path.clone(), expected_version })?;
+        self.check_op(&Op::Delete {
+            path: path.clone(),
+            expected_version,
+        })?;
         let version = Self::check_version(path, expected_version)?;
         let client = self.shared.client()?;
-        client.delete(path.as_str(), version).await.map_err(|e| match e {
-            zk::Error::BadVersion => Error::bad_version(path, expected_version.unwrap_or(0)).with_source(e),
-            e => from_zk(e, path.as_str()),
-        })
+        client
+            .delete(path.as_str(), version)
+            .await
+            .map_err(|e| match e {
+                zk::Error::BadVersion => {
+                    Error::bad_version(path, expected_version.unwrap_or(0)).with_source(e)
+                }
+                e => from_zk(e, path.as_str()),
+            })
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {
         let client = self.shared.client()?;
-        let mut names = client.list_children(path.as_str()).await.map_err(|e| from_zk(e, path.as_str()))?;
+        let mut names = client
+            .list_children(path.as_str())
+            .await
+            .map_err(|e| from_zk(e, path.as_str()))?;
         names.sort();
         Ok(names)
     }
@@ -206,7 +271,12 @@ impl Coordinator for ZooKeeperCoordinator {
             return Ok(Vec::new());
         }
         let client = self.shared.client()?;
-        let mut plan: Vec<(Option<usize>, Op)> = ops.iter().cloned().enumerate().map(|(i, op)| (Some(i), op)).collect();
+        let mut plan: Vec<(Option<usize>, Op)> = ops
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, op)| (Some(i), op))
+            .collect();
         let mut planned_parents = false;
         // Parents created concurrently by others make a planned parent create
         // fail; a few fresh plans settle that.
@@ -218,13 +288,23 @@ impl Coordinator for ZooKeeperCoordinator {
                         let v = Self::check_version(path, Some(*version))?.unwrap_or(0);
                         writer.add_check_version(path.as_str(), v)
                     }
-                    Op::Create { path, data, mode } => writer.add_create(path.as_str(), data, &self.options(*mode)),
-                    Op::Set { path, data, expected_version } => {
-                        writer.add_set_data(path.as_str(), data, Self::check_version(path, *expected_version)?)
+                    Op::Create { path, data, mode } => {
+                        writer.add_create(path.as_str(), data, &self.options(*mode))
                     }
-                    Op::Delete { path, expected_version } => {
-                        writer.add_delete(path.as_str(), Self::check_version(path, *expected_version)?)
-                    }
+                    Op::Set {
+                        path,
+                        data,
+                        expected_version,
+                    } => writer.add_set_data(
+                        path.as_str(),
+                        data,
+                        Self::check_version(path, *expected_version)?,
+                    ),
+                    Op::Delete {
+                        path,
+                        expected_version,
+                    } => writer
+                        .add_delete(path.as_str(), Self::check_version(path, *expected_version)?),
                 };
                 added.map_err(|e| {
                     let err = from_zk(e, op.path().as_str());
@@ -244,10 +324,15 @@ impl Coordinator for ZooKeeperCoordinator {
                         out.push(match result {
                             zk::MultiWriteResult::Check => OpResult::Checked,
                             zk::MultiWriteResult::Delete => OpResult::Deleted,
-                            zk::MultiWriteResult::Create { path, .. } => OpResult::Created(NodePath::parse(&path)?),
+                            zk::MultiWriteResult::Create { path, .. } => {
+                                OpResult::Created(NodePath::parse(&path)?)
+                            }
                             zk::MultiWriteResult::SetData { stat: s } => OpResult::Set(stat(&s)),
                             other => {
-                                return Err(Error::new(ErrorKind::Backend, format!("unexpected multi result {other:?}")))
+                                return Err(Error::new(
+                                    ErrorKind::Backend,
+                                    format!("unexpected multi result {other:?}"),
+                                ))
                             }
                         });
                     }
@@ -256,14 +341,17 @@ impl Coordinator for ZooKeeperCoordinator {
                 Err(zk::MultiWriteError::OperationFailed { index, source }) => {
                     let (user_index, op) = &plan[index];
                     match (user_index, source) {
-                        (Some(_), zk::Error::NoNode) if matches!(op, Op::Create { .. }) && !planned_parents => {
+                        (Some(_), zk::Error::NoNode)
+                            if matches!(op, Op::Create { .. }) && !planned_parents =>
+                        {
                             plan = self.with_missing_parents(&client, &ops).await?;
                             planned_parents = true;
                         }
                         (Some(i), source) => {
                             let err = match (source, op) {
                                 (zk::Error::BadVersion, Op::Check { path, version }) => {
-                                    Error::bad_version(path, *version).with_source(zk::Error::BadVersion)
+                                    Error::bad_version(path, *version)
+                                        .with_source(zk::Error::BadVersion)
                                 }
                                 (source, op) => from_zk(source, op.path().as_str()),
                             };
@@ -279,10 +367,15 @@ impl Coordinator for ZooKeeperCoordinator {
                         }
                     }
                 }
-                Err(zk::MultiWriteError::RequestFailed { source }) => return Err(from_zk(source, "(transaction)")),
+                Err(zk::MultiWriteError::RequestFailed { source }) => {
+                    return Err(from_zk(source, "(transaction)"))
+                }
             }
         }
-        Err(Error::new(ErrorKind::Unavailable, "parents of the transaction's nodes kept changing; try again"))
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "parents of the transaction's nodes kept changing; try again",
+        ))
     }
 
     async fn watch(&self, path: &NodePath, kind: WatchKind) -> Result<WatchStream> {
@@ -319,9 +412,7 @@ impl Coordinator for ZooKeeperCoordinator {
         drop(client);
         // The session closes once the last handle is gone; wait for the
         // server to confirm so that ephemeral nodes are gone on return.
-        let closed = async {
-            while !states.changed().await.is_terminated() {}
-        };
+        let closed = async { while !states.changed().await.is_terminated() {} };
         let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
         Ok(())
     }

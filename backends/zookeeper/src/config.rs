@@ -41,7 +41,8 @@ impl ZooKeeperConfig {
             return Err(Error::invalid(format!("{url} is not a zk:// URL")));
         }
         url.reject_unknown_options(&["session_timeout", "connection_timeout"])?;
-        let mut config = ZooKeeperConfig::new(url.hosts().iter().cloned()).with_chroot(url.path())?;
+        let mut config =
+            ZooKeeperConfig::new(url.hosts().iter().cloned()).with_chroot(url.path())?;
         if let Some(t) = url.duration_option("session_timeout")? {
             config.session_timeout = t;
         }
@@ -112,7 +113,10 @@ mod tests {
     #[test]
     fn reads_url_options_and_hides_credentials() {
         let url = CoordinatorUrl::parse("zk://a:2181,b:2181/kp?session_timeout=4s").unwrap();
-        let config = ZooKeeperConfig::from_url(&url).unwrap().with_digest("u:secret").unwrap();
+        let config = ZooKeeperConfig::from_url(&url)
+            .unwrap()
+            .with_digest("u:secret")
+            .unwrap();
         assert_eq!(config.connect_string(), "a:2181,b:2181");
         assert_eq!(config.chroot, "/kp");
         assert_eq!(config.session_timeout, Duration::from_secs(4));

@@ -44,11 +44,19 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or_else(|| Error::new(ErrorKind::SessionExpired, "the ZooKeeper session expired; a new one is being established"))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::SessionExpired,
+                    "the ZooKeeper session expired; a new one is being established",
+                )
+            })
     }
 
     pub(crate) fn take_client(&self) -> Option<zk::Client> {
-        self.client.write().unwrap_or_else(|p| p.into_inner()).take()
+        self.client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     fn store_client(&self, client: zk::Client) {
@@ -87,12 +95,20 @@ pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client>
             zk::Error::AuthFailed => ErrorKind::Unauthorized,
             _ => ErrorKind::Unavailable,
         };
-        Error::new(kind, format!("cannot open a ZooKeeper session with {hosts}")).with_source(e)
+        Error::new(
+            kind,
+            format!("cannot open a ZooKeeper session with {hosts}"),
+        )
+        .with_source(e)
     })?;
     if config.chroot.is_empty() {
         return Ok(client);
     }
-    let acls = if config.digest.is_some() { zk::Acls::creator_all() } else { zk::Acls::anyone_all() };
+    let acls = if config.digest.is_some() {
+        zk::Acls::creator_all()
+    } else {
+        zk::Acls::anyone_all()
+    };
     client
         .mkdir(&config.chroot, &zk::CreateMode::Persistent.with_acls(acls))
         .await

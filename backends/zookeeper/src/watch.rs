@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kingpin_api::{watch_channel, Backoff, NodePath, WatchEvent, WatchKind, WatchSender, WatchStream};
+use kingpin_api::{
+    watch_channel, Backoff, NodePath, WatchEvent, WatchKind, WatchSender, WatchStream,
+};
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
@@ -12,11 +14,17 @@ use crate::error::from_zk;
 use crate::session::Shared;
 
 /// Arms the first watch, then follows the node in a task.
-pub(crate) async fn start(shared: Arc<Shared>, path: NodePath, kind: WatchKind) -> kingpin_api::Result<WatchStream> {
+pub(crate) async fn start(
+    shared: Arc<Shared>,
+    path: NodePath,
+    kind: WatchKind,
+) -> kingpin_api::Result<WatchStream> {
     let mut generation = shared.generation.subscribe();
     generation.borrow_and_update();
     let client = shared.client()?;
-    let (_, watcher) = arm(&client, path.as_str(), kind).await.map_err(|e| from_zk(e, path.as_str()))?;
+    let (_, watcher) = arm(&client, path.as_str(), kind)
+        .await
+        .map_err(|e| from_zk(e, path.as_str()))?;
     let (sender, stream) = watch_channel();
     tokio::spawn(follow(shared, path, kind, sender, watcher, generation));
     Ok(stream)
@@ -26,7 +34,11 @@ pub(crate) async fn start(shared: Arc<Shared>, path: NodePath, kind: WatchKind) 
 ///
 /// A children watch needs the node to exist; while it does not, an exists
 /// watch waits for its creation instead.
-async fn arm(client: &zk::Client, path: &str, kind: WatchKind) -> Result<(bool, zk::OneshotWatcher), zk::Error> {
+async fn arm(
+    client: &zk::Client,
+    path: &str,
+    kind: WatchKind,
+) -> Result<(bool, zk::OneshotWatcher), zk::Error> {
     loop {
         match kind {
             WatchKind::Data => {
@@ -74,7 +86,9 @@ async fn follow(
         };
         // Re-arm before reporting: a change between the event and the
         // consumer's re-read then fires the new watch.
-        let Some((exists, next)) = rearm(&shared, &path, kind, &mut generation, &mut shutdown).await else {
+        let Some((exists, next)) =
+            rearm(&shared, &path, kind, &mut generation, &mut shutdown).await
+        else {
             return;
         };
         watcher = next;

@@ -1,0 +1,251 @@
+//! Coordinator benchmark: compare-and-set throughput and latency, get
+//! latency, and watch-notification latency, on memory, ZooKeeper and etcd.
+//!
+//! `cargo bench -p kingpin-conformance-tests --bench coordinator` uses the
+//! servers named by `KINGPIN_TEST_ZK` / `KINGPIN_TEST_ETCD`, or starts its
+//! own on loopback. Under `cargo test` it runs a few iterations only, as a
+//! smoke test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kingpin_api::{Coordinator, CreateMode, MemoryServer, NodePath, WatchEvent, WatchKind};
+use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
+use kingpin_conformance_tests::unique_namespace;
+use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
+use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
+
+/// Iterations per measurement (full run / smoke run).
+struct Sizes {
+    sequential: usize,
+    concurrent_tasks: usize,
+    per_task: usize,
+    watch: usize,
+}
+
+const FULL: Sizes = Sizes {
+    sequential: 2000,
+    concurrent_tasks: 16,
+    per_task: 250,
+    watch: 500,
+};
+const SMOKE: Sizes = Sizes {
+    sequential: 20,
+    concurrent_tasks: 4,
+    per_task: 5,
+    watch: 5,
+};
+
+type Connect = Box<dyn Fn() -> futures::future::BoxFuture<'static, Arc<dyn Coordinator>>>;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(backend: &str, what: &str, mut samples: Vec<Duration>, elapsed: Duration) {
+    samples.sort();
+    let ops = samples.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "{backend:<10} {what:<28} n={:<6} {ops:>9.0} ops/s   p50={:>9.1} µs   p99={:>9.1} µs   max={:>9.1} µs",
+        samples.len(),
+        percentile(&samples, 50.0).as_secs_f64() * 1e6,
+        percentile(&samples, 99.0).as_secs_f64() * 1e6,
+        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+    );
+}
+
+async fn cas_increment(c: &dyn Coordinator, path: &NodePath) -> u32 {
+    let mut conflicts = 0;
+    loop {
+        let node = c.get(path).await.expect("get");
+        let n: u64 = std::str::from_utf8(&node.data).unwrap().parse().unwrap();
+        match c
+            .set(
+                path,
+                (n + 1).to_string().as_bytes(),
+                Some(node.stat.version),
+            )
+            .await
+        {
+            Ok(_) => return conflicts,
+            Err(e) if e.kind() == kingpin_api::ErrorKind::BadVersion => conflicts += 1,
+            Err(e) => panic!("cas: {e}"),
+        }
+    }
+}
+
+async fn bench_backend(backend: &str, connect: Connect, sizes: &Sizes) {
+    let c = connect().await;
+
+    // Compare-and-set, one client: each sample is one set with a version.
+    let path = NodePath::parse("/bench/cas").unwrap();
+    c.create(&path, b"0", CreateMode::Persistent).await.unwrap();
+    let mut version = 0;
+    let mut samples = Vec::with_capacity(sizes.sequential);
+    let start = Instant::now();
+    for i in 0..sizes.sequential {
+        let t = Instant::now();
+        version = c
+            .set(&path, i.to_string().as_bytes(), Some(version))
+            .await
+            .unwrap()
+            .version;
+        samples.push(t.elapsed());
+    }
+    report(backend, "cas set, 1 client", samples, start.elapsed());
+
+    // Compare-and-set increments (get + set) from many sessions, each on its
+    // own node: throughput without conflicts.
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for t in 0..sizes.concurrent_tasks {
+        let session = connect().await;
+        let path = NodePath::parse(&format!("/bench/counter-{t}")).unwrap();
+        session
+            .create(&path, b"0", CreateMode::Persistent)
+            .await
+            .unwrap();
+        let n = sizes.per_task;
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                cas_increment(&*session, &path).await;
+                samples.push(t.elapsed());
+            }
+            samples
+        }));
+    }
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.unwrap());
+    }
+    report(
+        backend,
+        &format!("cas get+set, {} sessions", sizes.concurrent_tasks),
+        samples,
+        start.elapsed(),
+    );
+
+    // Get latency.
+    let mut samples = Vec::with_capacity(sizes.sequential);
+    let start = Instant::now();
+    for _ in 0..sizes.sequential {
+        let t = Instant::now();
+        c.get(&path).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    report(backend, "get", samples, start.elapsed());
+
+    // Watch notification: from issuing a set until another session's watch
+    // yields Changed.
+    let watcher = connect().await;
+    let watched = NodePath::parse("/bench/watched").unwrap();
+    c.create(&watched, b"0", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut stream = watcher.watch(&watched, WatchKind::Data).await.unwrap();
+    let mut samples = Vec::with_capacity(sizes.watch);
+    let start = Instant::now();
+    for i in 0..sizes.watch {
+        let t = Instant::now();
+        c.set(&watched, i.to_string().as_bytes(), None)
+            .await
+            .unwrap();
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("watch event within 10 s")
+                .expect("stream open");
+            if event == WatchEvent::Changed {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    report(
+        backend,
+        "set -> watcher sees Changed",
+        samples,
+        start.elapsed(),
+    );
+}
+
+async fn endpoint(kind: ServerKind, var: &str, keep: &mut Vec<LocalServer>) -> String {
+    if let Ok(endpoint) = std::env::var(var) {
+        if !endpoint.is_empty() {
+            return endpoint;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "kingpin-bench-{kind:?}-{}",
+        kingpin_conformance_tests::unique_suffix()
+    ));
+    let server = LocalServer::start(kind, &dir)
+        .await
+        .unwrap_or_else(|e| panic!("set {var} or install the server: {e}"))
+        .remove_dir_on_drop();
+    let endpoint = server.endpoint();
+    keep.push(server);
+    endpoint
+}
+
+#[tokio::main]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes = if full { &FULL } else { &SMOKE };
+    let mut servers = Vec::new();
+    let zk = endpoint(ServerKind::ZooKeeper, "KINGPIN_TEST_ZK", &mut servers).await;
+    let etcd = endpoint(ServerKind::Etcd, "KINGPIN_TEST_ETCD", &mut servers).await;
+    println!(
+        "coordinator benchmark ({} run; ZooKeeper {zk}, etcd {etcd})",
+        if full { "full" } else { "smoke" }
+    );
+
+    let memory = MemoryServer::new();
+    bench_backend(
+        "memory",
+        Box::new(move || {
+            let server = memory.clone();
+            Box::pin(async move { Arc::new(server.connect()) as Arc<dyn Coordinator> })
+        }),
+        sizes,
+    )
+    .await;
+
+    let chroot = unique_namespace();
+    bench_backend(
+        "zookeeper",
+        Box::new(move || {
+            let config = ZooKeeperConfig::new([zk.clone()])
+                .with_chroot(&chroot)
+                .unwrap();
+            Box::pin(async move {
+                Arc::new(ZooKeeperCoordinator::connect(config).await.unwrap())
+                    as Arc<dyn Coordinator>
+            })
+        }),
+        sizes,
+    )
+    .await;
+
+    let prefix = unique_namespace();
+    bench_backend(
+        "etcd",
+        Box::new(move || {
+            let config = EtcdConfig::new([etcd.clone()])
+                .with_prefix(&prefix)
+                .unwrap();
+            Box::pin(async move {
+                Arc::new(EtcdCoordinator::connect(config).await.unwrap()) as Arc<dyn Coordinator>
+            })
+        }),
+        sizes,
+    )
+    .await;
+}
