@@ -9,6 +9,7 @@
 pub mod coordinator;
 pub mod endpoints;
 pub mod harness;
+pub mod server_harness;
 pub mod servers;
 
 pub use endpoints::ServerNeeds;

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use futures::Stream;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::path::NodePath;
 
 /// Default limit on a node's data: ZooKeeper's packet limit (`jute.maxbuffer`,
@@ -133,6 +133,44 @@ pub enum OpResult {
     Set(Stat),
     /// The node was deleted.
     Deleted,
+}
+
+impl OpResult {
+    /// The one result of a one-operation transaction, with the error of a
+    /// failed one stripped of its operation index: the form a backend's
+    /// single-operation calls return.
+    pub fn single(results: Result<Vec<OpResult>>) -> Result<OpResult> {
+        let mut results = results.map_err(Error::without_operation_index)?;
+        match (results.pop(), results.is_empty()) {
+            (Some(result), true) => Ok(result),
+            _ => Err(Error::new(
+                ErrorKind::Backend,
+                "expected exactly one operation result",
+            )),
+        }
+    }
+
+    /// The created path, for a `Create` result.
+    pub fn into_created(self) -> Result<NodePath> {
+        match self {
+            OpResult::Created(path) => Ok(path),
+            other => Err(Error::new(
+                ErrorKind::Backend,
+                format!("expected a create result, got {other:?}"),
+            )),
+        }
+    }
+
+    /// The new metadata, for a `Set` result.
+    pub fn into_set(self) -> Result<Stat> {
+        match self {
+            OpResult::Set(stat) => Ok(stat),
+            other => Err(Error::new(
+                ErrorKind::Backend,
+                format!("expected a set result, got {other:?}"),
+            )),
+        }
+    }
 }
 
 /// What a watch follows.
@@ -276,8 +314,15 @@ pub trait Coordinator: Send + Sync + Debug {
     /// Reads a node's data and metadata. `NotFound` if it does not exist.
     async fn get(&self, path: &NodePath) -> Result<Node>;
 
-    /// A node's metadata, or `None` if it does not exist.
-    async fn exists(&self, path: &NodePath) -> Result<Option<Stat>>;
+    /// A node's metadata, or `None` if it does not exist. The default reads
+    /// the node; backends with a cheaper check override it.
+    async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
+        match self.get(path).await {
+            Ok(node) => Ok(Some(node.stat)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 
     /// Replaces a node's data. With `Some(version)`, only if the node is at
     /// that version (compare-and-set); a stale version is `BadVersion`,
@@ -332,4 +377,23 @@ pub trait Coordinator: Send + Sync + Debug {
     /// Ends the session: its ephemeral nodes go away and watch streams end.
     /// Calls after `close` fail with `Unavailable`.
     async fn close(&self) -> Result<()>;
+}
+
+/// The name a sequential create gets: the requested name plus a 10-digit
+/// counter.
+pub fn sequential_path(path: &NodePath, sequence: u64) -> Result<NodePath> {
+    NodePath::parse(&format!(
+        "{}{:0width$}",
+        path.as_str(),
+        sequence,
+        width = SEQUENCE_DIGITS
+    ))
+}
+
+/// Refuses data over `limit` bytes with `TooLarge`.
+pub fn check_data_size(path: &NodePath, data: &[u8], limit: usize) -> Result<()> {
+    if data.len() > limit {
+        return Err(Error::too_large(path, data.len(), limit));
+    }
+    Ok(())
 }

@@ -97,6 +97,14 @@ impl Error {
         self
     }
 
+    /// The same error without a transaction operation index, for the
+    /// single-operation calls that backends run as one-operation
+    /// transactions.
+    pub fn without_operation_index(mut self) -> Self {
+        self.operation_index = None;
+        self
+    }
+
     /// `NotFound` for `path`.
     pub fn not_found(path: impl fmt::Display) -> Self {
         Error::new(ErrorKind::NotFound, format!("node {path} does not exist"))

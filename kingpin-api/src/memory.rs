@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::coordinator::{
-    Capabilities, Coordinator, CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents,
-    SessionState, Stat, WatchEvent, WatchKind, WatchStream, SEQUENCE_DIGITS,
+    check_data_size, sequential_path, Capabilities, Coordinator, CreateMode, Node, Op, OpResult,
+    SessionEvent, SessionEvents, SessionState, Stat, WatchEvent, WatchKind, WatchStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::NodePath;
@@ -195,7 +195,7 @@ impl ServerState {
                 Some(_) => Ok(OpResult::Checked),
             },
             Op::Create { path, data, mode } => {
-                check_size(&path, &data, limit)?;
+                check_data_size(&path, &data, limit)?;
                 if path.is_root() {
                     return Err(Error::invalid("the root node cannot be created"));
                 }
@@ -253,7 +253,7 @@ impl ServerState {
                 data,
                 expected_version,
             } => {
-                check_size(&path, &data, limit)?;
+                check_data_size(&path, &data, limit)?;
                 let Some(node) = self.nodes.get_mut(&path) else {
                     return Err(Error::not_found(&path));
                 };
@@ -331,25 +331,6 @@ impl MemNode {
     }
 }
 
-/// The name a sequential create gets: the requested name plus a 10-digit
-/// counter.
-pub fn sequential_path(path: &NodePath, sequence: u64) -> Result<NodePath> {
-    NodePath::parse(&format!(
-        "{}{:0width$}",
-        path.as_str(),
-        sequence,
-        width = SEQUENCE_DIGITS
-    ))
-}
-
-/// Refuses data over `limit` bytes with `TooLarge`.
-pub fn check_size(path: &NodePath, data: &[u8], limit: usize) -> Result<()> {
-    if data.len() > limit {
-        return Err(Error::too_large(path, data.len(), limit));
-    }
-    Ok(())
-}
-
 fn expired() -> Error {
     Error::new(ErrorKind::SessionExpired, "the session has expired")
 }
@@ -423,13 +404,7 @@ impl Coordinator for MemoryCoordinator {
             data: data.to_vec(),
             mode,
         };
-        match self.transaction(vec![op]).await?.pop() {
-            Some(OpResult::Created(path)) => Ok(path),
-            other => Err(Error::new(
-                ErrorKind::Backend,
-                format!("unexpected result {other:?}"),
-            )),
-        }
+        OpResult::single(self.transaction(vec![op]).await)?.into_created()
     }
 
     async fn get(&self, path: &NodePath) -> Result<Node> {
@@ -453,14 +428,6 @@ impl Coordinator for MemoryCoordinator {
         }
     }
 
-    async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
-        match self.get(path).await {
-            Ok(node) => Ok(Some(node.stat)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn set(
         &self,
         path: &NodePath,
@@ -472,25 +439,18 @@ impl Coordinator for MemoryCoordinator {
             data: data.to_vec(),
             expected_version,
         };
-        match self.transaction(vec![op]).await?.pop() {
-            Some(OpResult::Set(stat)) => Ok(stat),
-            other => Err(Error::new(
-                ErrorKind::Backend,
-                format!("unexpected result {other:?}"),
-            )),
-        }
+        OpResult::single(self.transaction(vec![op]).await)?.into_set()
     }
 
     async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
         if path.is_root() {
             return Err(Error::invalid("the root node cannot be deleted"));
         }
-        self.transaction(vec![Op::Delete {
+        let op = Op::Delete {
             path: path.clone(),
             expected_version,
-        }])
-        .await
-        .map(drop)
+        };
+        OpResult::single(self.transaction(vec![op]).await).map(drop)
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {

@@ -10,10 +10,10 @@ use etcd_client::{
     Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
 };
 use futures::StreamExt;
-use kingpin_api::memory::{check_size, sequential_path};
 use kingpin_api::{
-    Backoff, Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult,
-    Result, SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    check_data_size, sequential_path, Backoff, Capabilities, Coordinator, CreateMode, Error,
+    ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent, SessionEvents, SessionState,
+    Stat, WatchKind, WatchStream,
 };
 
 use crate::config::EtcdConfig;
@@ -75,7 +75,7 @@ impl EtcdCoordinator {
                 Err(Error::invalid("the root node cannot be created or deleted"))
             }
             Op::Create { path, data, .. } | Op::Set { path, data, .. } => {
-                check_size(path, data, limit)
+                check_data_size(path, data, limit)
             }
             _ => Ok(()),
         }
@@ -516,13 +516,7 @@ impl Coordinator for EtcdCoordinator {
             data: data.to_vec(),
             mode,
         };
-        match self.apply(vec![op]).await.map_err(strip_index)?.pop() {
-            Some(OpResult::Created(path)) => Ok(path),
-            other => Err(Error::new(
-                ErrorKind::Backend,
-                format!("unexpected result {other:?}"),
-            )),
-        }
+        OpResult::single(self.apply(vec![op]).await)?.into_created()
     }
 
     async fn get(&self, path: &NodePath) -> Result<Node> {
@@ -556,14 +550,6 @@ impl Coordinator for EtcdCoordinator {
         })
     }
 
-    async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
-        match self.get(path).await {
-            Ok(node) => Ok(Some(node.stat)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     async fn set(
         &self,
         path: &NodePath,
@@ -575,13 +561,7 @@ impl Coordinator for EtcdCoordinator {
             data: data.to_vec(),
             expected_version,
         };
-        match self.apply(vec![op]).await.map_err(strip_index)?.pop() {
-            Some(OpResult::Set(stat)) => Ok(stat),
-            other => Err(Error::new(
-                ErrorKind::Backend,
-                format!("unexpected result {other:?}"),
-            )),
-        }
+        OpResult::single(self.apply(vec![op]).await)?.into_set()
     }
 
     async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
@@ -590,7 +570,7 @@ impl Coordinator for EtcdCoordinator {
             expected_version,
         }])
         .await
-        .map_err(strip_index)
+        .map_err(Error::without_operation_index)
         .map(drop)
     }
 
@@ -680,14 +660,4 @@ impl Coordinator for EtcdCoordinator {
         }
         Ok(())
     }
-}
-
-/// Single operations report their error without a transaction index.
-fn strip_index(err: Error) -> Error {
-    if err.operation_index().is_none() {
-        return err;
-    }
-    let kind = err.kind();
-    let message = err.message().to_owned();
-    Error::new(kind, message).with_source(err)
 }

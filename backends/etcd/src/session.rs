@@ -140,6 +140,10 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
         };
         match keep_alive_once(&shared, lease, &mut shutdown).await {
             KeeperExit::Shutdown => return,
+            KeeperExit::Disconnected if lease_is_gone(&shared, lease).await => {
+                expire_and_regrant(&shared, &mut shutdown, &mut backoff).await;
+                continue;
+            }
             KeeperExit::Disconnected => {
                 if shared.hub.state() == SessionState::Connected {
                     tracing::warn!(endpoints = %shared.config.endpoints_display(), "etcd unreachable; lease at risk");
@@ -147,25 +151,7 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
                 }
             }
             KeeperExit::Expired => {
-                tracing::warn!(lease, "etcd lease lost; granting a new one");
-                shared.lease.store(0, Ordering::Release);
-                shared.hub.publish(SessionEvent::Expired);
-                loop {
-                    match shared.grant().await {
-                        Ok(new) => {
-                            shared.lease.store(new, Ordering::Release);
-                            shared.hub.publish(SessionEvent::Connected);
-                            shared.generation.send_modify(|g| *g += 1);
-                            backoff.reset();
-                            break;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot grant an etcd lease yet"),
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff.next_delay()) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return,
-                    }
-                }
+                expire_and_regrant(&shared, &mut shutdown, &mut backoff).await;
                 continue;
             }
         }
@@ -173,6 +159,42 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
             _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+/// Reports the lost lease and grants a new one, retrying until shutdown.
+async fn expire_and_regrant(
+    shared: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
+) {
+    tracing::warn!("etcd lease lost; granting a new one");
+    shared.lease.store(0, Ordering::Release);
+    shared.hub.publish(SessionEvent::Expired);
+    loop {
+        match shared.grant().await {
+            Ok(new) => {
+                shared.lease.store(new, Ordering::Release);
+                shared.hub.publish(SessionEvent::Connected);
+                shared.generation.send_modify(|g| *g += 1);
+                backoff.reset();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot grant an etcd lease yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Whether the server says the lease no longer exists. A keep-alive stream
+/// can fail for either reason; this asks plainly.
+async fn lease_is_gone(shared: &Shared, lease: i64) -> bool {
+    match shared.client.lease_client().time_to_live(lease, None).await {
+        Ok(response) => response.ttl() <= 0,
+        Err(e) => from_etcd(e, "lease time-to-live").kind() == ErrorKind::SessionExpired,
     }
 }
 
@@ -189,7 +211,12 @@ async fn keep_alive_once(
         Err(etcd_client::Error::LeaseKeepAliveError(message)) if message.contains("not found") => {
             return KeeperExit::Expired
         }
-        Err(_) => return KeeperExit::Disconnected,
+        Err(e) => {
+            return match from_etcd(e, "lease keep-alive").kind() {
+                ErrorKind::SessionExpired => KeeperExit::Expired,
+                _ => KeeperExit::Disconnected,
+            }
+        }
     };
     loop {
         if shared.hub.state() == SessionState::Suspended {

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use kingpin_api::memory::check_size;
 use kingpin_api::{
-    Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result,
-    SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    check_data_size, Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op,
+    OpResult, Result, SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
 };
 use zookeeper_client as zk;
 
@@ -47,15 +46,36 @@ impl ZooKeeperCoordinator {
         let session = self.shared.client()?.session().clone();
         let mut events = self.shared.hub.events();
         let hosts = self.shared.config.connect_string();
-        let intruder = zk::Client::connector()
-            .with_session(session)
-            .connect(&hosts)
-            .await
-            .map_err(|e| {
+        // Our own client reconnects as soon as the intruder takes the session
+        // over, and may win it back before the intruder's handshake ends; the
+        // intruder then gives up. Taking over again settles it.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let takeover = zk::Client::connector()
+                .with_session_timeout(self.shared.config.session_timeout)
+                .with_session(session.clone())
+                .connect(&hosts)
+                .await;
+            match takeover {
+                // Dropping the intruder closes the session on the server.
+                Ok(intruder) => {
+                    drop(intruder);
+                    last_error = None;
+                    break;
+                }
+                Err(zk::Error::SessionExpired) => {
+                    last_error = None;
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if let Some(e) = last_error {
+            return Err(
                 Error::unavailable(format!("cannot take over the session at {hosts}"))
-                    .with_source(e)
-            })?;
-        drop(intruder);
+                    .with_source(e),
+            );
+        }
         // Wait until the supervisor has noticed and built a new session.
         let expired = async {
             while events
@@ -96,9 +116,9 @@ impl ZooKeeperCoordinator {
                 if path.is_root() {
                     return Err(Error::invalid("the root node cannot be created"));
                 }
-                check_size(path, data, limit)
+                check_data_size(path, data, limit)
             }
-            Op::Set { path, data, .. } => check_size(path, data, limit),
+            Op::Set { path, data, .. } => check_data_size(path, data, limit),
             Op::Delete { path, .. } if path.is_root() => {
                 Err(Error::invalid("the root node cannot be deleted"))
             }
@@ -168,7 +188,7 @@ impl Coordinator for ZooKeeperCoordinator {
             data: Vec::new(),
             mode,
         })?;
-        check_size(path, data, self.shared.config.max_data_size)?;
+        check_data_size(path, data, self.shared.config.max_data_size)?;
         let client = self.shared.client()?;
         let options = self.options(mode);
         let mut created_parents = false;
@@ -220,7 +240,7 @@ impl Coordinator for ZooKeeperCoordinator {
         data: &[u8],
         expected_version: Option<u64>,
     ) -> Result<Stat> {
-        check_size(path, data, self.shared.config.max_data_size)?;
+        check_data_size(path, data, self.shared.config.max_data_size)?;
         let version = Self::check_version(path, expected_version)?;
         let client = self.shared.client()?;
         let s = client

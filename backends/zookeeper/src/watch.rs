@@ -124,13 +124,13 @@ async fn rearm(
         if shared.is_shut_down() {
             return None;
         }
+        // Mark gaps seen *before* taking the client: a new session that
+        // appears after this point still wakes the follow loop, so a watch
+        // armed on a dying client is re-armed on its successor.
+        generation.borrow_and_update();
         if let Ok(client) = shared.client() {
             match arm(&client, path.as_str(), kind).await {
-                Ok(armed) => {
-                    // This arm covers any gap signalled so far.
-                    generation.borrow_and_update();
-                    return Some(armed);
-                }
+                Ok(armed) => return Some(armed),
                 Err(e) => tracing::debug!(%path, error = %e, "cannot re-arm ZooKeeper watch yet"),
             }
         }
