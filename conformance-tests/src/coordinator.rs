@@ -714,6 +714,56 @@ pub async fn watch_survives_server_restart(h: &dyn Harness) {
     .await;
 }
 
+/// While the server is down, calls fail with a retryable error (no hang,
+/// no panic); once it is back, the same coordinator works again.
+pub async fn outage_gives_retryable_errors(h: &dyn Harness) {
+    if !h.can_restart_server() {
+        return skip(
+            h.name(),
+            "outage_gives_retryable_errors",
+            "this harness cannot stop its server",
+        );
+    }
+    let c = h.connect().await;
+    let path = p("/outage/node");
+    c.create(&path, b"kept", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut events = c.session_events();
+    h.stop_server().await;
+
+    // Bounded only so that a hang fails the case instead of the run.
+    let bound = EVENT_TIMEOUT * 2;
+    let get = tokio::time::timeout(bound, c.get(&path))
+        .await
+        .expect("get during an outage hung");
+    let err = get.expect_err("no server, no read");
+    assert!(
+        err.is_retryable(),
+        "get during an outage: {err} should be retryable"
+    );
+    let set = tokio::time::timeout(bound, c.set(&path, b"lost", None))
+        .await
+        .expect("set during an outage hung");
+    let err = set.expect_err("no server, no write");
+    assert!(
+        err.is_retryable(),
+        "set during an outage: {err} should be retryable"
+    );
+
+    h.start_server().await;
+    // The session survives a short outage: wait for the reconnect.
+    while c.session_state() != SessionState::Connected {
+        tokio::time::timeout(EVENT_TIMEOUT * 2, events.next())
+            .await
+            .expect("reconnects")
+            .expect("events");
+    }
+    assert_eq!(data(&*c, "/outage/node").await, b"kept");
+    c.set(&path, b"after", None).await.unwrap();
+    assert_eq!(data(&*c, "/outage/node").await, b"after");
+}
+
 /// N sessions doing compare-and-set increments on one counter lose none.
 pub async fn concurrent_cas_increments(h: &dyn Harness) {
     const WRITERS: usize = 4;
@@ -857,7 +907,7 @@ macro_rules! coordinator_suite {
             children_watch_events, watch_survives_session_expiry,
             concurrent_cas_increments, bad_input_rejected, close_ends_watches);
         $crate::coordinator_suite!(@cases $harness, $crate::ServerNeeds::Restartable;
-            watch_survives_server_restart);
+            watch_survives_server_restart, outage_gives_retryable_errors);
     };
     (@cases $harness:path, $needs:expr; $($case:ident),* $(,)?) => {
         $(

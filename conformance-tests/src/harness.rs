@@ -56,12 +56,22 @@ pub trait Harness: Send + Sync {
     /// A new session on this test's namespace.
     async fn connect(&self) -> TestSession;
 
-    /// Whether [`restart_server`](Self::restart_server) works here.
+    /// Whether [`stop_server`](Self::stop_server) and
+    /// [`start_server`](Self::start_server) work here.
     fn can_restart_server(&self) -> bool;
 
-    /// Stops and restarts the server, keeping its data and port; returns
-    /// once it accepts connections again.
-    async fn restart_server(&self);
+    /// Stops the server (as a crash would).
+    async fn stop_server(&self);
+
+    /// Starts the stopped server again on the same port and data; returns
+    /// once it accepts connections.
+    async fn start_server(&self);
+
+    /// Stops and starts the server.
+    async fn restart_server(&self) {
+        self.stop_server().await;
+        self.start_server().await;
+    }
 }
 
 /// Reports a case skipped for a missing capability: on stderr, and in the

@@ -63,12 +63,15 @@ impl Harness for ServerHarness {
         self.server.is_some()
     }
 
-    async fn restart_server(&self) {
+    async fn stop_server(&self) {
         let server = self.server.as_ref().expect("a restartable harness");
-        let mut server = server.lock().await;
-        server.stop();
-        if let Err(e) = server.resume().await {
-            panic!("{} did not restart: {e}", self.name);
+        server.lock().await.stop();
+    }
+
+    async fn start_server(&self) {
+        let server = self.server.as_ref().expect("a restartable harness");
+        if let Err(e) = server.lock().await.resume().await {
+            panic!("{} did not start again: {e}", self.name);
         }
     }
 }

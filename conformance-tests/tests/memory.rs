@@ -33,8 +33,12 @@ impl Harness for MemoryHarness {
         true
     }
 
-    async fn restart_server(&self) {
-        self.server.restart();
+    async fn stop_server(&self) {
+        self.server.stop();
+    }
+
+    async fn start_server(&self) {
+        self.server.start();
     }
 }
 

@@ -25,6 +25,10 @@ pub struct MemoryServer {
     state: Arc<Mutex<ServerState>>,
 }
 
+fn down() -> Error {
+    Error::unavailable("the memory server is stopped (simulated outage)")
+}
+
 #[derive(Debug, Default)]
 struct ServerState {
     nodes: BTreeMap<NodePath, MemNode>,
@@ -34,6 +38,8 @@ struct ServerState {
     sessions: HashMap<u64, SessionHub>,
     watchers: Vec<Watcher>,
     root_child_sequence: u64,
+    /// A simulated outage is in progress.
+    stopped: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -81,18 +87,41 @@ impl MemoryServer {
         }
     }
 
-    /// Simulates a server restart: every session is disconnected and
-    /// reconnected, and every watch gets a `Resync`. Sessions survive, as they
-    /// do across a real ZooKeeper restart shorter than the session timeout.
-    pub fn restart(&self) {
-        let state = self.lock();
+    /// Simulates an outage: every session is suspended and every call fails
+    /// with `Unavailable` until [`start`](Self::start). Sessions and data
+    /// survive, as they do across a real ZooKeeper restart shorter than the
+    /// session timeout.
+    pub fn stop(&self) {
+        let mut state = self.lock();
+        if state.stopped {
+            return;
+        }
+        state.stopped = true;
         for hub in state.sessions.values() {
             hub.publish(SessionEvent::Suspended);
+        }
+    }
+
+    /// Ends a simulated outage: sessions report `Reconnected` and every watch
+    /// gets a `Resync`.
+    pub fn start(&self) {
+        let mut state = self.lock();
+        if !state.stopped {
+            return;
+        }
+        state.stopped = false;
+        for hub in state.sessions.values() {
             hub.publish(SessionEvent::Reconnected);
         }
         for w in &state.watchers {
             w.sender.send(WatchEvent::Resync);
         }
+    }
+
+    /// [`stop`](Self::stop) then [`start`](Self::start).
+    pub fn restart(&self) {
+        self.stop();
+        self.start();
     }
 
     fn lock(&self) -> MutexGuard<'_, ServerState> {
@@ -382,7 +411,12 @@ impl MemoryCoordinator {
     }
 
     fn live_session(&self) -> Result<u64> {
-        lock(&self.session).ok_or_else(|| Error::unavailable("the coordinator is closed"))
+        let session =
+            lock(&self.session).ok_or_else(|| Error::unavailable("the coordinator is closed"))?;
+        if self.server.lock().stopped {
+            return Err(down());
+        }
+        Ok(session)
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
                 ErrorKind::TooLarge
             }
             Code::InvalidArgument => ErrorKind::InvalidArgument,
+            // A broken connection surfaces as an "unknown" status.
+            Code::Unknown if is_connection_failure(status) => ErrorKind::Unavailable,
             _ => ErrorKind::Backend,
         },
         EtcdError::TransportError(_)
@@ -35,4 +37,20 @@ pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
         _ => format!("etcd failed during {what}"),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// Whether a status stands for a failed connection rather than a refusal by
+/// the server: tonic reports those as `Unknown` with an I/O error inside.
+fn is_connection_failure(status: &tonic::Status) -> bool {
+    if status.message().contains("transport error") {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.is::<std::io::Error>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
