@@ -1,6 +1,7 @@
-//! kingpin's core API: the [`Coordinator`] trait and its contract, the one
-//! [`Error`] type, validated [`NodePath`]s, coordinator URLs, and
-//! [`MemoryCoordinator`], the in-memory reference implementation.
+//! kingpin's core API: the [`Coordinator`] and [`BlobStore`] traits and their
+//! contracts, the one [`Error`] type, validated [`NodePath`]s and
+//! [`BlobKey`]s, coordinator URLs, and the in-memory reference
+//! implementations [`MemoryCoordinator`] and [`MemoryBlobStore`].
 //!
 //! Backends (ZooKeeper, etcd, SQLite) live in their own crates and implement
 //! [`Coordinator`]; everything built above the trait takes an
@@ -8,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod backoff;
+mod blob;
 mod coordinator;
 mod error;
 pub mod memory;
@@ -17,13 +19,14 @@ mod url;
 mod watch_channel;
 
 pub use backoff::Backoff;
+pub use blob::{BlobKey, BlobMeta, BlobStore, MAX_BLOB_KEY_LEN};
 pub use coordinator::{
     check_data_size, sequential_path, Capabilities, Coordinator, CreateMode, Node, Op, OpResult,
     SessionEvent, SessionEvents, SessionState, Stat, WatchEvent, WatchKind, WatchStream,
     DEFAULT_MAX_DATA_SIZE, SEQUENCE_DIGITS,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use memory::{MemoryCoordinator, MemoryServer};
+pub use memory::{MemoryBlobStore, MemoryCoordinator, MemoryServer};
 pub use path::{NodePath, MAX_COMPONENT_LEN, MAX_PATH_LEN};
 pub use session::SessionHub;
 pub use url::{CoordinatorScheme, CoordinatorUrl};
