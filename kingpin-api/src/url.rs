@@ -20,6 +20,8 @@ pub enum CoordinatorScheme {
     ZooKeeper,
     /// `etcd://`: etcd v3.
     Etcd,
+    /// `sqlite://path/to/kingpin.db`: one host, many processes.
+    Sqlite,
 }
 
 impl CoordinatorScheme {
@@ -29,6 +31,7 @@ impl CoordinatorScheme {
             CoordinatorScheme::Memory => "memory",
             CoordinatorScheme::ZooKeeper => "zk",
             CoordinatorScheme::Etcd => "etcd",
+            CoordinatorScheme::Sqlite => "sqlite",
         }
     }
 }
@@ -65,12 +68,16 @@ impl CoordinatorUrl {
             "memory" => CoordinatorScheme::Memory,
             "zk" | "zookeeper" => CoordinatorScheme::ZooKeeper,
             "etcd" => CoordinatorScheme::Etcd,
+            "sqlite" => CoordinatorScheme::Sqlite,
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown coordinator scheme {other:?}; expected memory, zk or etcd"
+                    "unknown coordinator scheme {other:?}; expected memory, zk, etcd or sqlite"
                 )))
             }
         };
+        if scheme == CoordinatorScheme::Sqlite {
+            return Self::parse_file_url(scheme, rest);
+        }
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
@@ -100,17 +107,30 @@ impl CoordinatorUrl {
             )));
         }
         let path = path.trim_end_matches('/').to_owned();
-        let mut options = BTreeMap::new();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if options.insert(k.to_owned(), v.to_owned()).is_some() {
-                return Err(Error::invalid(format!("option {k:?} is given twice")));
-            }
-        }
+        let options = parse_options(query)?;
         Ok(CoordinatorUrl {
             scheme,
             hosts,
             path,
+            options,
+        })
+    }
+
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`: no
+    /// hosts, the whole rest is a file path (empty for the default).
+    fn parse_file_url(scheme: CoordinatorScheme, rest: &str) -> Result<Self> {
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if path.contains('\0') {
+            return Err(Error::invalid("database path contains a NUL byte"));
+        }
+        let options = parse_options(query)?;
+        Ok(CoordinatorUrl {
+            scheme,
+            hosts: Vec::new(),
+            path: path.to_owned(),
             options,
         })
     }
@@ -162,6 +182,17 @@ impl CoordinatorUrl {
             ))
         })
     }
+}
+
+fn parse_options(query: Option<&str>) -> Result<BTreeMap<String, String>> {
+    let mut options = BTreeMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if options.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Error::invalid(format!("option {k:?} is given twice")));
+        }
+    }
+    Ok(options)
 }
 
 fn check_host(host: &str) -> Result<()> {
@@ -247,6 +278,18 @@ mod tests {
             etcd.duration_option("lease_ttl").unwrap(),
             Some(Duration::from_secs(5))
         );
+        let db = CoordinatorUrl::parse("sqlite://.kingpin/kingpin.db?session_timeout=3s").unwrap();
+        assert_eq!(
+            (db.scheme(), db.path()),
+            (CoordinatorScheme::Sqlite, ".kingpin/kingpin.db")
+        );
+        assert_eq!(
+            CoordinatorUrl::parse("sqlite:///var/lib/k.db")
+                .unwrap()
+                .path(),
+            "/var/lib/k.db"
+        );
+        assert_eq!(CoordinatorUrl::parse("sqlite://").unwrap().path(), "");
         let mem = CoordinatorUrl::parse("memory://").unwrap();
         assert_eq!(mem.scheme(), CoordinatorScheme::Memory);
         assert_eq!(zk.to_string(), "zk://127.0.0.1:2181,h2:2182/a/b");

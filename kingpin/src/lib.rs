@@ -12,9 +12,12 @@
 use std::sync::Arc;
 
 use kingpin_api::{
-    Coordinator, CoordinatorScheme, CoordinatorUrl, Error, ErrorKind, MemoryCoordinator, Result,
+    BlobStore, Coordinator, CoordinatorScheme, CoordinatorUrl, Error, ErrorKind, MemoryCoordinator,
+    Result,
 };
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
+use kingpin_object_store::ObjectStoreBlobStore;
+use kingpin_sqlite::{SqliteConfig, SqliteCoordinator};
 use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
 
 pub use kingpin_api;
@@ -26,6 +29,7 @@ pub use kingpin_api;
 /// | `memory://` | in-memory, this process only |
 /// | `zk://h1:2181,h2:2181/chroot?session_timeout=10s` | ZooKeeper (`KINGPIN_ZK_DIGEST` for digest auth) |
 /// | `etcd://h1:2379/prefix?lease_ttl=10s` | etcd (`KINGPIN_ETCD_USER`, `KINGPIN_ETCD_PASSWORD`) |
+/// | `sqlite://path/kingpin.db`, `sqlite://` | SQLite, shared by the host's processes (default `.kingpin/kingpin.db`) |
 ///
 /// Errors: `InvalidArgument` for a malformed URL or unknown option;
 /// `Unavailable` naming the hosts when the servers cannot be reached;
@@ -46,11 +50,29 @@ pub async fn open_coordinator(url: &str) -> Result<Arc<dyn Coordinator>> {
             let config = EtcdConfig::from_url(&url)?;
             Ok(Arc::new(EtcdCoordinator::connect(config).await?))
         }
+        CoordinatorScheme::Sqlite => {
+            let config = SqliteConfig::from_url(&url)?;
+            Ok(Arc::new(SqliteCoordinator::connect(config).await?))
+        }
         other => Err(Error::new(
             ErrorKind::Unsupported,
             format!("no backend for {}://", other.as_str()),
         )),
     }
+}
+
+/// Opens the blob store a URL names:
+///
+/// | URL | backend |
+/// |---|---|
+/// | `file:///var/lib/kingpin/blobs` | local directory (object_store) |
+/// | `memory://` | in this process only (object_store) |
+/// | `gs://bucket/prefix`, `az://container/prefix` | object_store's cloud stores |
+///
+/// Errors: `InvalidArgument` for a malformed URL or one carrying
+/// credentials.
+pub async fn open_blob_store(url: &str) -> Result<Arc<dyn BlobStore>> {
+    Ok(Arc::new(ObjectStoreBlobStore::from_url(url)?))
 }
 
 #[cfg(test)]
@@ -74,6 +96,24 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
             assert!(!err.to_string().contains("pw@"), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn opens_the_embedded_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("k.db");
+        let c = open_coordinator(&format!("sqlite://{}?session_timeout=2s", db.display()))
+            .await
+            .unwrap();
+        let path = NodePath::parse("/x").unwrap();
+        c.create(&path, b"1", CreateMode::Persistent).await.unwrap();
+        assert!(db.exists());
+        let blobs = open_blob_store(&format!("file://{}/blobs", dir.path().display()))
+            .await
+            .unwrap();
+        let key = kingpin_api::BlobKey::parse("a/b").unwrap();
+        blobs.put_if_absent(&key, "x".into()).await.unwrap();
+        assert_eq!(blobs.get(&key).await.unwrap(), "x");
     }
 
     #[tokio::test]
