@@ -10,7 +10,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::OnceCell;
 
 use crate::harness::skip;
-use crate::servers::{LocalServer, ServerKind};
+use crate::servers::{LocalServer, S3Credentials, ServerKind};
 
 /// Set to `1` to let tests that need an external server pass without one
 /// (each says it skipped). Without it, a missing server fails the test.
@@ -29,6 +29,7 @@ fn env_var(kind: ServerKind) -> &'static str {
     match kind {
         ServerKind::ZooKeeper => "KINGPIN_TEST_ZK",
         ServerKind::Etcd => "KINGPIN_TEST_ETCD",
+        ServerKind::S3 => "KINGPIN_TEST_S3",
     }
 }
 
@@ -99,11 +100,48 @@ fn scratch_dir(kind: ServerKind) -> PathBuf {
 static ZOOKEEPER_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> =
     OnceCell::const_new();
 static ETCD_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
+static MINIO_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
+
+/// Credentials of the MinIO container testcontainers starts.
+const MINIO_CREDENTIALS: (&str, &str) = ("kingpin-minio", "kingpin-minio-secret");
+
+/// The shared S3 server's endpoint (`http://host:port`) and credentials:
+/// `KINGPIN_TEST_S3` with `KINGPIN_TEST_S3_ACCESS_KEY` and
+/// `KINGPIN_TEST_S3_SECRET_KEY`, else MinIO through testcontainers.
+pub async fn shared_s3(test: &str) -> Option<(String, S3Credentials)> {
+    if let Ok(endpoint) = std::env::var("KINGPIN_TEST_S3") {
+        if !endpoint.is_empty() {
+            let key = |var: &str| {
+                std::env::var(var)
+                    .unwrap_or_else(|_| panic!("KINGPIN_TEST_S3 is set but {var} is not"))
+            };
+            let credentials = S3Credentials {
+                access_key: key("KINGPIN_TEST_S3_ACCESS_KEY"),
+                secret_key: key("KINGPIN_TEST_S3_SECRET_KEY"),
+            };
+            return Some((format!("http://{endpoint}"), credentials));
+        }
+    }
+    if docker_available() {
+        let endpoint = container_endpoint(ServerKind::S3).await;
+        let credentials = S3Credentials {
+            access_key: MINIO_CREDENTIALS.0.to_owned(),
+            secret_key: MINIO_CREDENTIALS.1.to_owned(),
+        };
+        return Some((format!("http://{endpoint}"), credentials));
+    }
+    missing(
+        ServerKind::S3,
+        test,
+        "no server is named and Docker is not available",
+    )
+}
 
 async fn container_endpoint(kind: ServerKind) -> String {
     let cell = match kind {
         ServerKind::ZooKeeper => &ZOOKEEPER_CONTAINER,
         ServerKind::Etcd => &ETCD_CONTAINER,
+        ServerKind::S3 => &MINIO_CONTAINER,
     };
     let (_, endpoint) = cell
         .get_or_init(|| async move {
@@ -112,6 +150,11 @@ async fn container_endpoint(kind: ServerKind) -> String {
                     GenericImage::new("zookeeper", "3.8")
                         .with_wait_for(WaitFor::message_on_stdout("binding to port")),
                     2181,
+                ),
+                ServerKind::S3 => (
+                    GenericImage::new("minio/minio", "latest")
+                        .with_wait_for(WaitFor::message_on_stdout("API:")),
+                    9000,
                 ),
                 ServerKind::Etcd => (
                     GenericImage::new("quay.io/coreos/etcd", "v3.4.34").with_wait_for(
@@ -128,6 +171,10 @@ async fn container_endpoint(kind: ServerKind) -> String {
                     "--advertise-client-urls=http://127.0.0.1:2379",
                 ]),
                 ServerKind::ZooKeeper => testcontainers::ContainerRequest::from(request),
+                ServerKind::S3 => request
+                    .with_env_var("MINIO_ROOT_USER", MINIO_CREDENTIALS.0)
+                    .with_env_var("MINIO_ROOT_PASSWORD", MINIO_CREDENTIALS.1)
+                    .with_cmd(["server", "/data"]),
             };
             let container = request
                 .start()

@@ -23,6 +23,20 @@ pub enum ServerKind {
     ZooKeeper,
     /// etcd, single member.
     Etcd,
+    /// An S3-compatible server (`s3s-fs`) with SigV4 credentials.
+    S3,
+}
+
+/// The access key the local S3 server accepts.
+pub const S3_ACCESS_KEY: &str = "kingpin-test-access";
+
+/// Credentials of a local S3 server: fixed id, a secret fresh per server.
+#[derive(Debug, Clone)]
+pub struct S3Credentials {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
 }
 
 /// A server process with its own data directory and ports, which can be
@@ -35,6 +49,7 @@ pub struct LocalServer {
     peer_port: u16,
     child: Option<Child>,
     remove_dir_on_drop: bool,
+    s3_secret: String,
 }
 
 /// Why a server could not be started.
@@ -57,6 +72,7 @@ impl LocalServer {
                         .any(|p| p.ends_with(".jar") && Path::new(p).exists())
             }
             ServerKind::Etcd => which("etcd").is_some(),
+            ServerKind::S3 => which("s3s-fs").is_some(),
         }
     }
 
@@ -74,9 +90,18 @@ impl LocalServer {
             peer_port,
             child: None,
             remove_dir_on_drop: false,
+            s3_secret: format!("secret-{:016x}", rand::random::<u64>()),
         };
         server.resume().await?;
         Ok(server)
+    }
+
+    /// The credentials an S3 server accepts.
+    pub fn s3_credentials(&self) -> S3Credentials {
+        S3Credentials {
+            access_key: S3_ACCESS_KEY.to_owned(),
+            secret_key: self.s3_secret.clone(),
+        }
     }
 
     /// Deletes the data directory when this value is dropped.
@@ -119,6 +144,7 @@ impl LocalServer {
         let mut command = match self.kind {
             ServerKind::ZooKeeper => self.zookeeper_command()?,
             ServerKind::Etcd => self.etcd_command(),
+            ServerKind::S3 => self.s3_command()?,
         };
         let child = command
             .stdin(Stdio::null())
@@ -168,6 +194,19 @@ impl LocalServer {
         command
     }
 
+    fn s3_command(&self) -> Result<Command, StartError> {
+        let root = self.dir.join("data");
+        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        let mut command = Command::new("s3s-fs");
+        command
+            .arg("--host=127.0.0.1")
+            .arg(format!("--port={}", self.client_port))
+            .arg(format!("--access-key={S3_ACCESS_KEY}"))
+            .arg(format!("--secret-key={}", self.s3_secret))
+            .arg(root);
+        Ok(command)
+    }
+
     /// Polls until the server answers its health probe: ZooKeeper's `ruok`,
     /// etcd's `/health`. A server has no event to await.
     async fn wait_ready(&mut self) -> Result<(), StartError> {
@@ -213,6 +252,8 @@ impl LocalServer {
                 b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
                 "\"health\":\"true\"",
             ),
+            // Any HTTP answer (anonymous requests are refused) means it serves.
+            ServerKind::S3 => (b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", "HTTP/1."),
         };
         let attempt = async {
             let mut stream = TcpStream::connect(addr).await.ok()?;

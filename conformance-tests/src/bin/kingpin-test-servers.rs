@@ -1,5 +1,5 @@
 //! Starts the test command's shared servers on loopback and leaves them
-//! running: `kingpin-test-servers DIR zookeeper etcd`.
+//! running: `kingpin-test-servers DIR zookeeper etcd s3`.
 //!
 //! Writes `DIR/env` (`KINGPIN_TEST_ZK=…` lines for the test run) and
 //! `DIR/pids` (one process id per line, for the test command to stop them).
@@ -23,14 +23,26 @@ async fn main() -> ExitCode {
         let (kind, var) = match name.as_str() {
             "zookeeper" => (ServerKind::ZooKeeper, "KINGPIN_TEST_ZK"),
             "etcd" => (ServerKind::Etcd, "KINGPIN_TEST_ETCD"),
+            "s3" => (ServerKind::S3, "KINGPIN_TEST_S3"),
             other => {
-                eprintln!("unknown server {other:?}; expected zookeeper or etcd");
+                eprintln!("unknown server {other:?}; expected zookeeper, etcd or s3");
                 return ExitCode::from(2);
             }
         };
         match LocalServer::start(kind, &dir.join(&name)).await {
             Ok(server) => {
                 let endpoint = server.endpoint();
+                if kind == ServerKind::S3 {
+                    let credentials = server.s3_credentials();
+                    env.push_str(&format!(
+                        "KINGPIN_TEST_S3_ACCESS_KEY={}\n",
+                        credentials.access_key
+                    ));
+                    env.push_str(&format!(
+                        "KINGPIN_TEST_S3_SECRET_KEY={}\n",
+                        credentials.secret_key
+                    ));
+                }
                 let pid = server.detach();
                 println!("started {name} on {endpoint} (pid {pid})");
                 env.push_str(&format!("{var}={endpoint}\n"));

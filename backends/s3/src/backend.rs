@@ -1,0 +1,296 @@
+//! `S3BlobStore`: the BlobStore operations on one bucket and prefix.
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use kingpin_api::{BlobKey, BlobMeta, BlobStore, Error, ErrorKind, Result};
+use tokio::sync::OnceCell;
+
+use crate::config::{ConditionalPut, S3Config};
+use crate::error::from_sdk;
+
+/// A [`BlobStore`] on an S3 bucket. See the crate docs.
+#[derive(Debug)]
+pub struct S3BlobStore {
+    client: Client,
+    config: S3Config,
+    /// What `ConditionalPut::Auto` found the server to support.
+    resolved_put: OnceCell<ConditionalPut>,
+}
+
+impl S3BlobStore {
+    /// Builds the client. No request is made until the first call.
+    pub async fn connect(config: S3Config) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(config.operation_timeout)
+                    .build(),
+            );
+        if shared.region().is_none() && config.region.is_none() {
+            // S3-compatible servers rarely care; SigV4 still needs one.
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        if let Some((id, secret)) = &config.credentials {
+            builder = builder.credentials_provider(Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "kingpin-config",
+            ));
+        }
+        Ok(S3BlobStore {
+            client: Client::from_conf(builder.build()),
+            config,
+            resolved_put: OnceCell::new(),
+        })
+    }
+
+    /// Creates the bucket if it does not exist (for development and tests).
+    pub async fn ensure_bucket(&self) -> Result<()> {
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.config.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = from_sdk(e, "create bucket", &self.config.location());
+                let owned = std::error::Error::source(&err)
+                    .map(|s| s.to_string())
+                    .is_some_and(|s| {
+                        s.contains("BucketAlreadyOwnedByYou") || s.contains("BucketAlreadyExists")
+                    });
+                if owned
+                    || self
+                        .client
+                        .head_bucket()
+                        .bucket(&self.config.bucket)
+                        .send()
+                        .await
+                        .is_ok()
+                {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    fn object_key(&self, key: &BlobKey) -> String {
+        if self.config.prefix.is_empty() {
+            key.as_str().to_owned()
+        } else {
+            format!("{}/{}", self.config.prefix, key)
+        }
+    }
+
+    fn location(&self) -> String {
+        self.config.location()
+    }
+
+    async fn exists(&self, object: &str) -> Result<bool> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(from_sdk(e, &format!("head {object}"), &self.location())),
+        }
+    }
+
+    /// Puts with `If-None-Match: *`; `Ok(false)` if the object was there.
+    async fn put_unless_present(&self, object: &str, data: Bytes) -> Result<bool> {
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(object)
+            .if_none_match("*")
+            .body(ByteStream::from(data))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = from_sdk(e, &format!("put {object}"), &self.location());
+                match err.kind() {
+                    ErrorKind::AlreadyExists => Ok(false),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    /// Finds out once whether the server honours `If-None-Match: *`, by
+    /// putting a scratch object twice.
+    async fn conditional_put(&self) -> Result<ConditionalPut> {
+        if self.config.conditional_put != ConditionalPut::Auto {
+            return Ok(self.config.conditional_put);
+        }
+        self.resolved_put
+            .get_or_try_init(|| async {
+                let probe = self.object_key(&BlobKey::parse(&format!(".kingpin-probe/{:016x}", rand::random::<u64>()))?);
+                self.put_unless_present(&probe, Bytes::from_static(b"1")).await?;
+                let honoured = !self.put_unless_present(&probe, Bytes::from_static(b"2")).await?;
+                let _ = self.client.delete_object().bucket(&self.config.bucket).key(&probe).send().await;
+                if honoured {
+                    Ok(ConditionalPut::IfNoneMatch)
+                } else {
+                    tracing::warn!(location = %self.location(), "S3 server ignores If-None-Match; checking for objects before writing");
+                    Ok(ConditionalPut::CheckFirst)
+                }
+            })
+            .await
+            .copied()
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put_if_absent(&self, key: &BlobKey, data: Bytes) -> Result<()> {
+        let object = self.object_key(key);
+        let created = match self.conditional_put().await? {
+            ConditionalPut::CheckFirst => {
+                if self.exists(&object).await? {
+                    false
+                } else {
+                    self.client
+                        .put_object()
+                        .bucket(&self.config.bucket)
+                        .key(&object)
+                        .body(ByteStream::from(data))
+                        .send()
+                        .await
+                        .map_err(|e| from_sdk(e, &format!("put {object}"), &self.location()))?;
+                    true
+                }
+            }
+            _ => self.put_unless_present(&object, data).await?,
+        };
+        if created {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("blob {key} already exists in {}", self.location()),
+            ))
+        }
+    }
+
+    async fn get(&self, key: &BlobKey) -> Result<Bytes> {
+        let object = self.object_key(key);
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(&object)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("blob {key} does not exist in {}", self.location()),
+                    )
+                    .with_source(e)
+                } else {
+                    from_sdk(e, &format!("get {object}"), &self.location())
+                }
+            })?;
+        let body = response.body.collect().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("reading {object} from {} failed", self.location()),
+            )
+            .with_source(e)
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<()> {
+        let object = self.object_key(key);
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.config.bucket)
+            .key(&object)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.meta().code() == Some("NoSuchKey")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(from_sdk(e, &format!("delete {object}"), &self.location())),
+        }
+    }
+
+    async fn list(&self, prefix: Option<&BlobKey>) -> Result<Vec<BlobMeta>> {
+        let root = if self.config.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.config.prefix)
+        };
+        let list_prefix = match prefix {
+            Some(p) => format!("{root}{p}"),
+            None => root.clone(),
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.config.bucket)
+            .prefix(&list_prefix)
+            .into_paginator()
+            .send();
+        let mut metas = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| from_sdk(e, &format!("list {list_prefix}"), &self.location()))?;
+            for object in page.contents() {
+                let Some(name) = object.key().and_then(|k| k.strip_prefix(&root)) else {
+                    continue;
+                };
+                let Ok(key) = BlobKey::parse(name) else {
+                    tracing::debug!(name, "skipping object whose name is not a valid blob key");
+                    continue;
+                };
+                if prefix.is_none_or(|p| key.starts_with(p)) {
+                    metas.push(BlobMeta {
+                        key,
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+        }
+        metas.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(metas)
+    }
+}
