@@ -1,5 +1,6 @@
 //! Coordinator benchmark: compare-and-set throughput and latency, get
-//! latency, and watch-notification latency, on memory, ZooKeeper and etcd.
+//! latency, and watch-notification latency, on memory, SQLite, ZooKeeper and
+//! etcd; and SQLite's watch latency across processes.
 //!
 //! `cargo bench -p kingpin-conformance-tests --bench coordinator` uses the
 //! servers named by `KINGPIN_TEST_ZK` / `KINGPIN_TEST_ETCD`, or starts its
@@ -14,6 +15,7 @@ use kingpin_api::{Coordinator, CreateMode, MemoryServer, NodePath, WatchEvent, W
 use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
 use kingpin_conformance_tests::unique_namespace;
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
+use kingpin_sqlite::{SqliteConfig, SqliteCoordinator};
 use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
 
 /// Iterations per measurement (full run / smoke run).
@@ -176,6 +178,53 @@ async fn bench_backend(backend: &str, connect: Connect, sizes: &Sizes) {
     );
 }
 
+/// Another OS process writes its clock into a node; this one watches and
+/// measures from that timestamp to the moment the watch yields `Changed`.
+async fn sqlite_cross_process(db: &std::path::Path, count: usize) {
+    let watcher = SqliteCoordinator::connect(SqliteConfig::new(db)).await.unwrap();
+    let path = NodePath::parse("/bench/cross-process").unwrap();
+    watcher.create(&path, b"0", CreateMode::Persistent).await.unwrap();
+    let mut stream = watcher.watch(&path, WatchKind::Data).await.unwrap();
+    let mut peer = tokio::process::Command::new(env!("CARGO_BIN_EXE_kingpin-sqlite-peer"))
+        .args([db.to_str().unwrap(), "stamp", "/bench/cross-process", &count.to_string(), "15"])
+        .spawn()
+        .expect("start the writer process");
+    // Writes are spaced wider than the poll interval, so each is seen on
+    // its own; one that is not (coalesced) simply yields no sample.
+    let mut samples = Vec::with_capacity(count);
+    let start = Instant::now();
+    let mut last = Vec::new();
+    let mut writer_done = false;
+    loop {
+        let quiet = if writer_done { Duration::from_millis(500) } else { Duration::from_secs(10) };
+        let event = tokio::select! {
+            event = tokio::time::timeout(quiet, stream.next()) => match event {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(_) if writer_done => break,
+                Err(_) => panic!("no watch event for 10 s while the writer runs"),
+            },
+            status = peer.wait(), if !writer_done => {
+                assert!(status.unwrap().success(), "the writer process failed");
+                writer_done = true;
+                continue;
+            }
+        };
+        let seen = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        if event != WatchEvent::Changed {
+            continue;
+        }
+        let data = watcher.get(&path).await.unwrap().data;
+        if data == last || data == b"0" {
+            continue;
+        }
+        let written: u128 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+        samples.push(Duration::from_nanos(seen.saturating_sub(written) as u64));
+        last = data;
+    }
+    report("sqlite", "cross-process set -> Changed", samples, start.elapsed());
+}
+
 async fn endpoint(kind: ServerKind, var: &str, keep: &mut Vec<LocalServer>) -> String {
     if let Ok(endpoint) = std::env::var(var) {
         if !endpoint.is_empty() {
@@ -217,6 +266,20 @@ async fn main() {
         sizes,
     )
     .await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("kingpin.db");
+    let sqlite_db = db.clone();
+    bench_backend(
+        "sqlite",
+        Box::new(move || {
+            let config = SqliteConfig::new(&sqlite_db);
+            Box::pin(async move { Arc::new(SqliteCoordinator::connect(config).await.unwrap()) as Arc<dyn Coordinator> })
+        }),
+        sizes,
+    )
+    .await;
+    sqlite_cross_process(&db, sizes.watch).await;
 
     let chroot = unique_namespace();
     bench_backend(

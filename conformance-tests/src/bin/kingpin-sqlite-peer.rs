@@ -2,7 +2,10 @@
 //!
 //! - `kingpin-sqlite-peer DB write PATH N`: sets PATH to 1..=N, then exits;
 //! - `kingpin-sqlite-peer DB hold-ephemeral PATH`: creates an ephemeral node
-//!   with a 1 s session, prints `ready`, and waits to be killed.
+//!   with a 1 s session, prints `ready`, and waits to be killed;
+//! - `kingpin-sqlite-peer DB stamp PATH N PAUSE_MS`: sets PATH N times to the
+//!   wall-clock time in nanoseconds just before each write, pausing between
+//!   writes (for measuring cross-process watch latency).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,7 +24,8 @@ async fn main() -> ExitCode {
     {
         [db, "write", path, count] => write(db, path, count).await,
         [db, "hold-ephemeral", path] => hold(db, path).await,
-        _ => Err("usage: kingpin-sqlite-peer DB (write PATH N | hold-ephemeral PATH)".to_owned()),
+        [db, "stamp", path, count, pause] => stamp(db, path, count, pause).await,
+        _ => Err("usage: kingpin-sqlite-peer DB (write PATH N | hold-ephemeral PATH | stamp PATH N PAUSE_MS)".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,4 +72,17 @@ async fn hold(db: &str, path: &str) -> Result<(), String> {
     println!("ready");
     std::future::pending::<()>().await;
     Ok(())
+}
+
+async fn stamp(db: &str, path: &str, count: &str, pause: &str) -> Result<(), String> {
+    let count: u32 = count.parse().map_err(|_| format!("{count:?} is not a count"))?;
+    let pause = Duration::from_millis(pause.parse().map_err(|_| format!("{pause:?} is not milliseconds"))?);
+    let path = NodePath::parse(path).map_err(|e| e.to_string())?;
+    let c = SqliteCoordinator::connect(SqliteConfig::new(db)).await.map_err(|e| e.to_string())?;
+    for _ in 0..count {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+        c.set(&path, now.as_nanos().to_string().as_bytes(), None).await.map_err(|e| e.to_string())?;
+        tokio::time::sleep(pause).await;
+    }
+    c.close().await.map_err(|e| e.to_string())
 }

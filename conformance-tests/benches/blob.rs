@@ -1,0 +1,120 @@
+//! Blob store benchmark: put and get of 1 KiB and 1 MiB objects on every
+//! backend: the in-memory reference, object_store's memory and local file
+//! system, and an S3-compatible server through aws-sdk-s3 and through
+//! object_store.
+//!
+//! `cargo bench -p kingpin-conformance-tests --bench blob` uses the S3 server
+//! named by `KINGPIN_TEST_S3` (with its keys), or starts its own s3s-fs.
+//! Under `cargo test` it runs a few iterations only, as a smoke test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kingpin_api::{BlobKey, BlobStore, MemoryBlobStore};
+use kingpin_conformance_tests::servers::{LocalServer, S3Credentials, ServerKind};
+use kingpin_conformance_tests::unique_suffix;
+use kingpin_object_store::ObjectStoreBlobStore;
+use kingpin_s3::{S3BlobStore, S3Config};
+use object_store::aws::AmazonS3Builder;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(backend: &str, what: &str, size: usize, mut samples: Vec<Duration>, elapsed: Duration) {
+    samples.sort();
+    let ops = samples.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "{backend:<18} {what:<10} n={:<5} {ops:>8.0} ops/s {:>8.1} MiB/s   p50={:>9.1} µs   p99={:>9.1} µs",
+        samples.len(),
+        ops * size as f64 / (1024.0 * 1024.0),
+        percentile(&samples, 50.0).as_secs_f64() * 1e6,
+        percentile(&samples, 99.0).as_secs_f64() * 1e6,
+    );
+}
+
+async fn bench_store(backend: &str, store: &dyn BlobStore, size: usize, count: usize) {
+    let data = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let run = unique_suffix();
+    let keys: Vec<BlobKey> = (0..count).map(|i| BlobKey::parse(&format!("bench/{run}/{size}/{i:06}")).unwrap()).collect();
+    let label = if size >= 1024 * 1024 { "1MiB" } else { "1KiB" };
+
+    let mut samples = Vec::with_capacity(count);
+    let start = Instant::now();
+    for key in &keys {
+        let t = Instant::now();
+        store.put_if_absent(key, data.clone()).await.expect("put");
+        samples.push(t.elapsed());
+    }
+    report(backend, &format!("put {label}"), size, samples, start.elapsed());
+
+    let mut samples = Vec::with_capacity(count);
+    let start = Instant::now();
+    for key in &keys {
+        let t = Instant::now();
+        let got = store.get(key).await.expect("get");
+        assert_eq!(got.len(), size);
+        samples.push(t.elapsed());
+    }
+    report(backend, &format!("get {label}"), size, samples, start.elapsed());
+}
+
+#[tokio::main]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (small, large) = if full { (1000, 100) } else { (5, 2) };
+    let mut servers = Vec::new();
+    let (endpoint, credentials) = match std::env::var("KINGPIN_TEST_S3").ok().filter(|e| !e.is_empty()) {
+        Some(endpoint) => (
+            format!("http://{endpoint}"),
+            S3Credentials {
+                access_key: std::env::var("KINGPIN_TEST_S3_ACCESS_KEY").expect("KINGPIN_TEST_S3_ACCESS_KEY"),
+                secret_key: std::env::var("KINGPIN_TEST_S3_SECRET_KEY").expect("KINGPIN_TEST_S3_SECRET_KEY"),
+            },
+        ),
+        None => {
+            let dir = std::env::temp_dir().join(format!("kingpin-bench-s3-{}", unique_suffix()));
+            let server = LocalServer::start(ServerKind::S3, &dir)
+                .await
+                .unwrap_or_else(|e| panic!("set KINGPIN_TEST_S3 or install s3s-fs: {e}"))
+                .remove_dir_on_drop();
+            let found = (format!("http://{}", server.endpoint()), server.s3_credentials());
+            servers.push(server);
+            found
+        }
+    };
+    println!("blob benchmark ({} run; S3 server {endpoint})", if full { "full" } else { "smoke" });
+
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = S3BlobStore::connect(
+        S3Config::new("kingpin-bench", "sdk")
+            .with_endpoint(&endpoint)
+            .with_path_style(true)
+            .with_credentials(&credentials.access_key, &credentials.secret_key),
+    )
+    .await
+    .unwrap();
+    sdk.ensure_bucket().await.unwrap();
+    let os_s3 = AmazonS3Builder::new()
+        .with_bucket_name("kingpin-bench")
+        .with_endpoint(&endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(&credentials.access_key)
+        .with_secret_access_key(&credentials.secret_key)
+        .build()
+        .unwrap();
+    let stores: Vec<(&str, Arc<dyn BlobStore>)> = vec![
+        ("memory (reference)", Arc::new(MemoryBlobStore::new())),
+        ("object_store mem", Arc::new(ObjectStoreBlobStore::from_url("memory://").unwrap())),
+        ("local fs", Arc::new(ObjectStoreBlobStore::from_url(&format!("file://{}/blobs", dir.path().display())).unwrap())),
+        ("s3 (aws-sdk)", Arc::new(sdk)),
+        ("s3 (object_store)", Arc::new(ObjectStoreBlobStore::new(Arc::new(os_s3), "os", "s3 via object_store").unwrap())),
+    ];
+    for (name, store) in &stores {
+        bench_store(name, store.as_ref(), 1024, small).await;
+        bench_store(name, store.as_ref(), 1024 * 1024, large).await;
+    }
+}
