@@ -38,7 +38,9 @@ fn report(backend: &str, what: &str, size: usize, mut samples: Vec<Duration>, el
 async fn bench_store(backend: &str, store: &dyn BlobStore, size: usize, count: usize) {
     let data = Bytes::from((0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let run = unique_suffix();
-    let keys: Vec<BlobKey> = (0..count).map(|i| BlobKey::parse(&format!("bench/{run}/{size}/{i:06}")).unwrap()).collect();
+    let keys: Vec<BlobKey> = (0..count)
+        .map(|i| BlobKey::parse(&format!("bench/{run}/{size}/{i:06}")).unwrap())
+        .collect();
     let label = if size >= 1024 * 1024 { "1MiB" } else { "1KiB" };
 
     let mut samples = Vec::with_capacity(count);
@@ -48,7 +50,13 @@ async fn bench_store(backend: &str, store: &dyn BlobStore, size: usize, count: u
         store.put_if_absent(key, data.clone()).await.expect("put");
         samples.push(t.elapsed());
     }
-    report(backend, &format!("put {label}"), size, samples, start.elapsed());
+    report(
+        backend,
+        &format!("put {label}"),
+        size,
+        samples,
+        start.elapsed(),
+    );
 
     let mut samples = Vec::with_capacity(count);
     let start = Instant::now();
@@ -58,7 +66,13 @@ async fn bench_store(backend: &str, store: &dyn BlobStore, size: usize, count: u
         assert_eq!(got.len(), size);
         samples.push(t.elapsed());
     }
-    report(backend, &format!("get {label}"), size, samples, start.elapsed());
+    report(
+        backend,
+        &format!("get {label}"),
+        size,
+        samples,
+        start.elapsed(),
+    );
 }
 
 #[tokio::main]
@@ -66,12 +80,17 @@ async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (small, large) = if full { (1000, 100) } else { (5, 2) };
     let mut servers = Vec::new();
-    let (endpoint, credentials) = match std::env::var("KINGPIN_TEST_S3").ok().filter(|e| !e.is_empty()) {
+    let (endpoint, credentials) = match std::env::var("KINGPIN_TEST_S3")
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
         Some(endpoint) => (
             format!("http://{endpoint}"),
             S3Credentials {
-                access_key: std::env::var("KINGPIN_TEST_S3_ACCESS_KEY").expect("KINGPIN_TEST_S3_ACCESS_KEY"),
-                secret_key: std::env::var("KINGPIN_TEST_S3_SECRET_KEY").expect("KINGPIN_TEST_S3_SECRET_KEY"),
+                access_key: std::env::var("KINGPIN_TEST_S3_ACCESS_KEY")
+                    .expect("KINGPIN_TEST_S3_ACCESS_KEY"),
+                secret_key: std::env::var("KINGPIN_TEST_S3_SECRET_KEY")
+                    .expect("KINGPIN_TEST_S3_SECRET_KEY"),
             },
         ),
         None => {
@@ -80,12 +99,18 @@ async fn main() {
                 .await
                 .unwrap_or_else(|e| panic!("set KINGPIN_TEST_S3 or install s3s-fs: {e}"))
                 .remove_dir_on_drop();
-            let found = (format!("http://{}", server.endpoint()), server.s3_credentials());
+            let found = (
+                format!("http://{}", server.endpoint()),
+                server.s3_credentials(),
+            );
             servers.push(server);
             found
         }
     };
-    println!("blob benchmark ({} run; S3 server {endpoint})", if full { "full" } else { "smoke" });
+    println!(
+        "blob benchmark ({} run; S3 server {endpoint})",
+        if full { "full" } else { "smoke" }
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let sdk = S3BlobStore::connect(
@@ -108,10 +133,24 @@ async fn main() {
         .unwrap();
     let stores: Vec<(&str, Arc<dyn BlobStore>)> = vec![
         ("memory (reference)", Arc::new(MemoryBlobStore::new())),
-        ("object_store mem", Arc::new(ObjectStoreBlobStore::from_url("memory://").unwrap())),
-        ("local fs", Arc::new(ObjectStoreBlobStore::from_url(&format!("file://{}/blobs", dir.path().display())).unwrap())),
+        (
+            "object_store mem",
+            Arc::new(ObjectStoreBlobStore::from_url("memory://").unwrap()),
+        ),
+        (
+            "local fs",
+            Arc::new(
+                ObjectStoreBlobStore::from_url(&format!("file://{}/blobs", dir.path().display()))
+                    .unwrap(),
+            ),
+        ),
         ("s3 (aws-sdk)", Arc::new(sdk)),
-        ("s3 (object_store)", Arc::new(ObjectStoreBlobStore::new(Arc::new(os_s3), "os", "s3 via object_store").unwrap())),
+        (
+            "s3 (object_store)",
+            Arc::new(
+                ObjectStoreBlobStore::new(Arc::new(os_s3), "os", "s3 via object_store").unwrap(),
+            ),
+        ),
     ];
     for (name, store) in &stores {
         bench_store(name, store.as_ref(), 1024, small).await;

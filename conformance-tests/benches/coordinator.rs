@@ -181,12 +181,23 @@ async fn bench_backend(backend: &str, connect: Connect, sizes: &Sizes) {
 /// Another OS process writes its clock into a node; this one watches and
 /// measures from that timestamp to the moment the watch yields `Changed`.
 async fn sqlite_cross_process(db: &std::path::Path, count: usize) {
-    let watcher = SqliteCoordinator::connect(SqliteConfig::new(db)).await.unwrap();
+    let watcher = SqliteCoordinator::connect(SqliteConfig::new(db))
+        .await
+        .unwrap();
     let path = NodePath::parse("/bench/cross-process").unwrap();
-    watcher.create(&path, b"0", CreateMode::Persistent).await.unwrap();
+    watcher
+        .create(&path, b"0", CreateMode::Persistent)
+        .await
+        .unwrap();
     let mut stream = watcher.watch(&path, WatchKind::Data).await.unwrap();
     let mut peer = tokio::process::Command::new(env!("CARGO_BIN_EXE_kingpin-sqlite-peer"))
-        .args([db.to_str().unwrap(), "stamp", "/bench/cross-process", &count.to_string(), "15"])
+        .args([
+            db.to_str().unwrap(),
+            "stamp",
+            "/bench/cross-process",
+            &count.to_string(),
+            "15",
+        ])
         .spawn()
         .expect("start the writer process");
     // Writes are spaced wider than the poll interval, so each is seen on
@@ -196,7 +207,11 @@ async fn sqlite_cross_process(db: &std::path::Path, count: usize) {
     let mut last = Vec::new();
     let mut writer_done = false;
     loop {
-        let quiet = if writer_done { Duration::from_millis(500) } else { Duration::from_secs(10) };
+        let quiet = if writer_done {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(10)
+        };
         let event = tokio::select! {
             event = tokio::time::timeout(quiet, stream.next()) => match event {
                 Ok(Some(event)) => event,
@@ -210,7 +225,10 @@ async fn sqlite_cross_process(db: &std::path::Path, count: usize) {
                 continue;
             }
         };
-        let seen = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let seen = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         if event != WatchEvent::Changed {
             continue;
         }
@@ -222,7 +240,12 @@ async fn sqlite_cross_process(db: &std::path::Path, count: usize) {
         samples.push(Duration::from_nanos(seen.saturating_sub(written) as u64));
         last = data;
     }
-    report("sqlite", "cross-process set -> Changed", samples, start.elapsed());
+    report(
+        "sqlite",
+        "cross-process set -> Changed",
+        samples,
+        start.elapsed(),
+    );
 }
 
 async fn endpoint(kind: ServerKind, var: &str, keep: &mut Vec<LocalServer>) -> String {
@@ -274,7 +297,9 @@ async fn main() {
         "sqlite",
         Box::new(move || {
             let config = SqliteConfig::new(&sqlite_db);
-            Box::pin(async move { Arc::new(SqliteCoordinator::connect(config).await.unwrap()) as Arc<dyn Coordinator> })
+            Box::pin(async move {
+                Arc::new(SqliteCoordinator::connect(config).await.unwrap()) as Arc<dyn Coordinator>
+            })
         }),
         sizes,
     )

@@ -17,6 +17,7 @@ use kingpin_api::{
 };
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
 use kingpin_object_store::ObjectStoreBlobStore;
+use kingpin_s3::{S3BlobStore, S3Config};
 use kingpin_sqlite::{SqliteConfig, SqliteCoordinator};
 use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
 
@@ -65,6 +66,7 @@ pub async fn open_coordinator(url: &str) -> Result<Arc<dyn Coordinator>> {
 ///
 /// | URL | backend |
 /// |---|---|
+/// | `s3://bucket/prefix?endpoint=…&region=…&path_style=true` | aws-sdk-s3 (credentials from the AWS chain) |
 /// | `file:///var/lib/kingpin/blobs` | local directory (object_store) |
 /// | `memory://` | in this process only (object_store) |
 /// | `gs://bucket/prefix`, `az://container/prefix` | object_store's cloud stores |
@@ -72,6 +74,11 @@ pub async fn open_coordinator(url: &str) -> Result<Arc<dyn Coordinator>> {
 /// Errors: `InvalidArgument` for a malformed URL or one carrying
 /// credentials.
 pub async fn open_blob_store(url: &str) -> Result<Arc<dyn BlobStore>> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(
+            S3BlobStore::connect(S3Config::from_url(url)?).await?,
+        ));
+    }
     Ok(Arc::new(ObjectStoreBlobStore::from_url(url)?))
 }
 
@@ -114,6 +121,16 @@ mod tests {
         let key = kingpin_api::BlobKey::parse("a/b").unwrap();
         blobs.put_if_absent(&key, "x".into()).await.unwrap();
         assert_eq!(blobs.get(&key).await.unwrap(), "x");
+        for bad in [
+            "s3://b/p?bogus=1",
+            "s3://id:secret@b/p",
+            "ftp://h/p",
+            "file://relative",
+        ] {
+            let err = open_blob_store(bad).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}: {err}");
+            assert!(!err.to_string().contains("secret@"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -75,13 +75,25 @@ async fn hold(db: &str, path: &str) -> Result<(), String> {
 }
 
 async fn stamp(db: &str, path: &str, count: &str, pause: &str) -> Result<(), String> {
-    let count: u32 = count.parse().map_err(|_| format!("{count:?} is not a count"))?;
-    let pause = Duration::from_millis(pause.parse().map_err(|_| format!("{pause:?} is not milliseconds"))?);
+    let count: u32 = count
+        .parse()
+        .map_err(|_| format!("{count:?} is not a count"))?;
+    let pause = Duration::from_millis(
+        pause
+            .parse()
+            .map_err(|_| format!("{pause:?} is not milliseconds"))?,
+    );
     let path = NodePath::parse(path).map_err(|e| e.to_string())?;
-    let c = SqliteCoordinator::connect(SqliteConfig::new(db)).await.map_err(|e| e.to_string())?;
+    let c = SqliteCoordinator::connect(SqliteConfig::new(db))
+        .await
+        .map_err(|e| e.to_string())?;
     for _ in 0..count {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
-        c.set(&path, now.as_nanos().to_string().as_bytes(), None).await.map_err(|e| e.to_string())?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?;
+        c.set(&path, now.as_nanos().to_string().as_bytes(), None)
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::time::sleep(pause).await;
     }
     c.close().await.map_err(|e| e.to_string())
