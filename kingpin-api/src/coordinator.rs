@@ -390,6 +390,16 @@ pub fn sequential_path(path: &NodePath, sequence: u64) -> Result<NodePath> {
     ))
 }
 
+/// `BadVersion` unless `expected` is `None` or equals the node's `actual`
+/// version: the compare in compare-and-set, for backends that decide it
+/// themselves.
+pub fn check_expected_version(path: &NodePath, actual: u64, expected: Option<u64>) -> Result<()> {
+    match expected {
+        Some(v) if v != actual => Err(Error::bad_version(path, v)),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses data over `limit` bytes with `TooLarge`.
 pub fn check_data_size(path: &NodePath, data: &[u8], limit: usize) -> Result<()> {
     if data.len() > limit {

@@ -21,9 +21,9 @@ mod watch_channel;
 pub use backoff::Backoff;
 pub use blob::{BlobKey, BlobMeta, BlobStore, MAX_BLOB_KEY_LEN};
 pub use coordinator::{
-    check_data_size, sequential_path, Capabilities, Coordinator, CreateMode, Node, Op, OpResult,
-    SessionEvent, SessionEvents, SessionState, Stat, WatchEvent, WatchKind, WatchStream,
-    DEFAULT_MAX_DATA_SIZE, SEQUENCE_DIGITS,
+    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator,
+    CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents, SessionState, Stat, WatchEvent,
+    WatchKind, WatchStream, DEFAULT_MAX_DATA_SIZE, SEQUENCE_DIGITS,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{MemoryBlobStore, MemoryCoordinator, MemoryServer};

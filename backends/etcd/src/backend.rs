@@ -11,9 +11,9 @@ use etcd_client::{
 };
 use futures::StreamExt;
 use kingpin_api::{
-    check_data_size, sequential_path, Backoff, Capabilities, Coordinator, CreateMode, Error,
-    ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent, SessionEvents, SessionState,
-    Stat, WatchKind, WatchStream,
+    check_data_size, check_expected_version, sequential_path, Backoff, Capabilities, Coordinator,
+    CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent,
+    SessionEvents, SessionState, Stat, WatchKind, WatchStream,
 };
 
 use crate::config::EtcdConfig;
@@ -363,11 +363,7 @@ impl Plan {
                         let Some(node) = state.get_mut(path).and_then(Option::as_mut) else {
                             return Err(Error::not_found(path));
                         };
-                        if let Some(v) = expected_version {
-                            if node.version != *v {
-                                return Err(Error::bad_version(path, *v));
-                            }
-                        }
+                        check_expected_version(path, node.version, *expected_version)?;
                         node.data = data.clone();
                         node.version += 1;
                         dirty.insert(path.clone());
@@ -384,11 +380,7 @@ impl Plan {
                         let Some(node) = state.get(path).and_then(Option::as_ref) else {
                             return Err(Error::not_found(path));
                         };
-                        if let Some(v) = expected_version {
-                            if node.version != *v {
-                                return Err(Error::bad_version(path, *v));
-                            }
-                        }
+                        check_expected_version(path, node.version, *expected_version)?;
                         let at_snapshot = snapshot
                             .children
                             .get(path)

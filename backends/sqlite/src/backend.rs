@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use kingpin_api::{
-    check_data_size, sequential_path, Capabilities, Coordinator, CreateMode, Error, ErrorKind,
-    Node, NodePath, Op, OpResult, Result, SessionEvent, SessionEvents, SessionState, Stat,
-    WatchKind, WatchStream,
+    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator,
+    CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent,
+    SessionEvents, SessionState, Stat, WatchKind, WatchStream,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -249,11 +249,7 @@ impl<'a> Writer<'a> {
                 let Some(stat) = self.stat(path)? else {
                     return Err(Error::not_found(path));
                 };
-                if let Some(v) = expected_version {
-                    if stat.version != *v {
-                        return Err(Error::bad_version(path, *v));
-                    }
-                }
+                check_expected_version(path, stat.version, *expected_version)?;
                 let updated = self.tx.execute(
                     "UPDATE nodes SET data = ?1, version = version + 1, modified_rev = ?2 WHERE path = ?3",
                     params![data, self.revision, path.as_str()],
@@ -273,11 +269,7 @@ impl<'a> Writer<'a> {
                 let Some(stat) = self.stat(path)? else {
                     return Err(Error::not_found(path));
                 };
-                if let Some(v) = expected_version {
-                    if stat.version != *v {
-                        return Err(Error::bad_version(path, *v));
-                    }
-                }
+                check_expected_version(path, stat.version, *expected_version)?;
                 let has_children: bool = self.sql(self.tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM nodes WHERE parent = ?1)",
                     [path.as_str()],

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::coordinator::{
-    check_data_size, sequential_path, Capabilities, Coordinator, CreateMode, Node, Op, OpResult,
-    SessionEvent, SessionEvents, SessionState, Stat, WatchEvent, WatchKind, WatchStream,
+    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator,
+    CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents, SessionState, Stat, WatchEvent,
+    WatchKind, WatchStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::NodePath;
@@ -286,11 +287,7 @@ impl ServerState {
                 let Some(node) = self.nodes.get_mut(&path) else {
                     return Err(Error::not_found(&path));
                 };
-                if let Some(v) = expected_version {
-                    if node.stat.version != v {
-                        return Err(Error::bad_version(&path, v));
-                    }
-                }
+                check_expected_version(&path, node.stat.version, expected_version)?;
                 undo.push((path.clone(), Some(node.clone())));
                 node.data = data;
                 node.stat.version += 1;
@@ -306,11 +303,7 @@ impl ServerState {
                 let Some(node) = self.nodes.get(&path) else {
                     return Err(Error::not_found(&path));
                 };
-                if let Some(v) = expected_version {
-                    if node.stat.version != v {
-                        return Err(Error::bad_version(&path, v));
-                    }
-                }
+                check_expected_version(&path, node.stat.version, expected_version)?;
                 if self.has_children(&path) {
                     return Err(Error::not_empty(&path));
                 }
