@@ -10,6 +10,7 @@ pub mod blob_store;
 pub mod coordinator;
 pub mod endpoints;
 pub mod harness;
+pub mod partition;
 pub mod server_harness;
 pub mod servers;
 

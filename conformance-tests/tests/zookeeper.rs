@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use kingpin_api::{Coordinator, SessionEvent};
+use kingpin_conformance_tests::partition::Partition;
 use kingpin_conformance_tests::server_harness::ServerHarness;
 use kingpin_conformance_tests::servers::ServerKind;
 use kingpin_conformance_tests::{coordinator_suite, ServerNeeds, TestSession};
@@ -16,21 +19,61 @@ async fn harness(needs: ServerNeeds, case: &'static str) -> Option<ServerHarness
         case,
         |hosts, chroot| {
             Box::pin(async move {
-                let config = ZooKeeperConfig::new([hosts.clone()])
+                // Each session goes through a proxy of its own, so that a test
+                // can partition it from the server until its session expires.
+                let partition = Arc::new(Partition::start(hosts.clone()).await.expect("proxy"));
+                let config = ZooKeeperConfig::new([partition.endpoint()])
                     .with_chroot(&chroot)
                     .expect("valid chroot")
-                    .with_session_timeout(Duration::from_secs(10));
+                    .with_session_timeout(SESSION_TIMEOUT);
                 let coordinator = ZooKeeperCoordinator::connect(config)
                     .await
                     .unwrap_or_else(|e| panic!("cannot connect to ZooKeeper at {hosts}: {e}"));
-                TestSession::new(
-                    Arc::new(coordinator),
-                    |c| async move { c.force_expire().await },
-                )
+                TestSession::new(Arc::new(coordinator), move |c| {
+                    expire_by_partition(c, partition.clone())
+                })
             })
         },
     )
     .await
+}
+
+const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Cuts the session off from the server for longer than its timeout, as a
+/// network partition does, then heals it: the server has expired the
+/// session, and the client must notice and build a new one. Should the
+/// server not have expired it yet (a reconnect, not an expiry), the cut is
+/// made again for longer.
+async fn expire_by_partition(
+    c: Arc<ZooKeeperCoordinator>,
+    partition: Arc<Partition>,
+) -> kingpin_api::Result<()> {
+    let mut events = c.session_events();
+    let mut outage = SESSION_TIMEOUT * 3 / 2;
+    for _ in 0..4 {
+        partition.cut();
+        // The server expires sessions by the clock; there is nothing to await.
+        tokio::time::sleep(outage).await;
+        partition.heal();
+        loop {
+            let event = tokio::time::timeout(SESSION_TIMEOUT * 4, events.next())
+                .await
+                .map_err(|_| {
+                    kingpin_api::Error::unavailable("no session event after the partition healed")
+                })?;
+            match event {
+                Some(SessionEvent::Connected) => return Ok(()),
+                Some(SessionEvent::Reconnected) => break,
+                Some(_) => {}
+                None => return Err(kingpin_api::Error::unavailable("session events ended")),
+            }
+        }
+        outage *= 2;
+    }
+    Err(kingpin_api::Error::unavailable(
+        "the session survived every partition",
+    ))
 }
 
 coordinator_suite!(harness);

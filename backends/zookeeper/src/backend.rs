@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use kingpin_api::{
     check_data_size, Capabilities, Coordinator, CreateMode, Error, ErrorKind, Node, NodePath, Op,
-    OpResult, Result, SessionEvent, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    OpResult, Result, SessionEvents, SessionState, Stat, WatchKind, WatchStream,
 };
 use zookeeper_client as zk;
 
@@ -37,60 +36,6 @@ impl ZooKeeperCoordinator {
         let shared = Shared::new(config, client);
         tokio::spawn(supervise(shared.clone(), states));
         Ok(ZooKeeperCoordinator { shared })
-    }
-
-    /// Expires this client's session from the server's side, as a network
-    /// partition longer than the session timeout would: a second connection
-    /// takes over the session and closes it. For tests and failure drills.
-    pub async fn force_expire(&self) -> Result<()> {
-        let session = self.shared.client()?.session().clone();
-        let mut events = self.shared.hub.events();
-        let hosts = self.shared.config.connect_string();
-        // Our own client reconnects as soon as the intruder takes the session
-        // over, and may win it back before the intruder's handshake ends; the
-        // intruder then gives up. Taking over again settles it.
-        let mut last_error = None;
-        for _ in 0..5 {
-            let takeover = zk::Client::connector()
-                .with_session_timeout(self.shared.config.session_timeout)
-                .with_session(session.clone())
-                .connect(&hosts)
-                .await;
-            match takeover {
-                // Dropping the intruder closes the session on the server.
-                Ok(intruder) => {
-                    drop(intruder);
-                    last_error = None;
-                    break;
-                }
-                Err(zk::Error::SessionExpired) => {
-                    last_error = None;
-                    break;
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        if let Some(e) = last_error {
-            return Err(
-                Error::unavailable(format!("cannot take over the session at {hosts}"))
-                    .with_source(e),
-            );
-        }
-        // Wait until the supervisor has noticed and built a new session.
-        let expired = async {
-            while events
-                .next()
-                .await
-                .is_some_and(|e| e != SessionEvent::Connected)
-            {}
-        };
-        tokio::time::timeout(self.shared.config.session_timeout * 3, expired)
-            .await
-            .map_err(|_| {
-                Error::unavailable(
-                    "the session did not expire after being closed by another connection",
-                )
-            })
     }
 
     fn check_version(path: &NodePath, version: Option<u64>) -> Result<Option<i32>> {
