@@ -51,11 +51,6 @@ impl SessionHub {
         *self.state.borrow()
     }
 
-    /// A receiver of state changes, for tasks that wait on them.
-    pub fn subscribe_state(&self) -> watch::Receiver<SessionState> {
-        self.state.subscribe()
-    }
-
     /// Events from now on. A subscriber that falls more than 64 events behind
     /// skips the oldest ones; the state stays available through
     /// [`state`](Self::state).
