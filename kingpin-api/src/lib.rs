@@ -10,6 +10,7 @@
 
 mod backoff;
 mod blob;
+pub mod config;
 mod coordinator;
 mod error;
 pub mod memory;
@@ -20,6 +21,7 @@ mod watch_channel;
 
 pub use backoff::Backoff;
 pub use blob::{BlobKey, BlobMeta, BlobStore, MAX_BLOB_KEY_LEN};
+pub use config::{ChangeInfo, Config, ConfigName, ConfigRecord, ConfigStore};
 pub use coordinator::{
     check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator,
     CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents, SessionState, Stat, WatchEvent,

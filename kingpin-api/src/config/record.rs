@@ -1,0 +1,68 @@
+//! The small JSON record a config's coordinator node holds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobKey;
+use crate::error::{Error, ErrorKind, Result};
+
+/// One version of a config: where its content is and who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    /// 1 for the first write, +1 for each after.
+    pub version: u64,
+    /// The blob holding the content.
+    pub blob_key: String,
+    /// Lowercase hex sha256 of the content.
+    pub sha256: String,
+    /// Content size in bytes.
+    pub size: u64,
+    /// Who wrote it.
+    pub author: String,
+    /// Why.
+    pub message: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+impl ConfigRecord {
+    /// Parses a record read from the coordinator or the history.
+    pub fn from_json(json: &[u8], what: &str) -> Result<Self> {
+        serde_json::from_slice(json).map_err(|e| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("the record of {what} is not valid kingpin JSON"),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// The record as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // A struct of strings and integers always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The record's blob key, validated.
+    pub fn blob(&self) -> Result<BlobKey> {
+        BlobKey::parse(&self.blob_key)
+    }
+}
+
+/// Who makes a change, and why: kept with every version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeInfo {
+    /// Who.
+    pub author: String,
+    /// Why.
+    pub message: String,
+}
+
+impl ChangeInfo {
+    /// A change by `author` with `message`.
+    pub fn new(author: impl Into<String>, message: impl Into<String>) -> Self {
+        ChangeInfo {
+            author: author.into(),
+            message: message.into(),
+        }
+    }
+}
