@@ -309,7 +309,18 @@ pub trait Coordinator: Send + Sync + Debug {
     ///
     /// Errors: `AlreadyExists` if the node exists; `TooLarge`;
     /// `InvalidArgument` for the root or for a child of an ephemeral node.
-    async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath>;
+    ///
+    /// The default runs a one-operation [`transaction`](Self::transaction);
+    /// backends with a cheaper native call override it, as for `set` and
+    /// `delete`.
+    async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
+        let op = Op::Create {
+            path: path.clone(),
+            data: data.to_vec(),
+            mode,
+        };
+        OpResult::single(self.transaction(vec![op]).await)?.into_created()
+    }
 
     /// Reads a node's data and metadata. `NotFound` if it does not exist.
     async fn get(&self, path: &NodePath) -> Result<Node>;
@@ -334,12 +345,25 @@ pub trait Coordinator: Send + Sync + Debug {
         path: &NodePath,
         data: &[u8],
         expected_version: Option<u64>,
-    ) -> Result<Stat>;
+    ) -> Result<Stat> {
+        let op = Op::Set {
+            path: path.clone(),
+            data: data.to_vec(),
+            expected_version,
+        };
+        OpResult::single(self.transaction(vec![op]).await)?.into_set()
+    }
 
     /// Deletes a node, only if at `expected_version` when given.
     ///
     /// Errors: `NotFound`, `BadVersion`, `NotEmpty` if it has children.
-    async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()>;
+    async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
+        let op = Op::Delete {
+            path: path.clone(),
+            expected_version,
+        };
+        OpResult::single(self.transaction(vec![op]).await).map(drop)
+    }
 
     /// Names (not paths) of the node's direct children, sorted.
     /// `NotFound` if the node does not exist.

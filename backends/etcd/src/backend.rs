@@ -12,8 +12,8 @@ use etcd_client::{
 use futures::StreamExt;
 use kingpin_api::{
     check_data_size, check_expected_version, sequential_path, Backoff, Capabilities, Coordinator,
-    CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent,
-    SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    Error, ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent, SessionEvents,
+    SessionState, Stat, WatchKind, WatchStream,
 };
 
 use crate::config::EtcdConfig;
@@ -502,15 +502,6 @@ impl Plan {
 
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
-    async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
-        let op = Op::Create {
-            path: path.clone(),
-            data: data.to_vec(),
-            mode,
-        };
-        OpResult::single(self.apply(vec![op]).await)?.into_created()
-    }
-
     async fn get(&self, path: &NodePath) -> Result<Node> {
         self.shared.check_open()?;
         if path.is_root() {
@@ -540,30 +531,6 @@ impl Coordinator for EtcdCoordinator {
             data: data.to_vec(),
             stat: stat_of(kv)?,
         })
-    }
-
-    async fn set(
-        &self,
-        path: &NodePath,
-        data: &[u8],
-        expected_version: Option<u64>,
-    ) -> Result<Stat> {
-        let op = Op::Set {
-            path: path.clone(),
-            data: data.to_vec(),
-            expected_version,
-        };
-        OpResult::single(self.apply(vec![op]).await)?.into_set()
-    }
-
-    async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
-        self.apply(vec![Op::Delete {
-            path: path.clone(),
-            expected_version,
-        }])
-        .await
-        .map_err(Error::without_operation_index)
-        .map(drop)
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use kingpin_api::{
-    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator,
-    CreateMode, Error, ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent,
-    SessionEvents, SessionState, Stat, WatchKind, WatchStream,
+    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator, Error,
+    ErrorKind, Node, NodePath, Op, OpResult, Result, SessionEvent, SessionEvents, SessionState,
+    Stat, WatchKind, WatchStream,
 };
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -366,15 +366,6 @@ pub(crate) fn reap_sessions(
 
 #[async_trait]
 impl Coordinator for SqliteCoordinator {
-    async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
-        let op = Op::Create {
-            path: path.clone(),
-            data: data.to_vec(),
-            mode,
-        };
-        OpResult::single(self.apply(vec![op]).await)?.into_created()
-    }
-
     async fn get(&self, path: &NodePath) -> Result<Node> {
         self.shared.session()?;
         if path.is_root() {
@@ -397,28 +388,6 @@ impl Coordinator for SqliteCoordinator {
             })
             .await?;
         found.ok_or_else(|| Error::not_found(path))
-    }
-
-    async fn set(
-        &self,
-        path: &NodePath,
-        data: &[u8],
-        expected_version: Option<u64>,
-    ) -> Result<Stat> {
-        let op = Op::Set {
-            path: path.clone(),
-            data: data.to_vec(),
-            expected_version,
-        };
-        OpResult::single(self.apply(vec![op]).await)?.into_set()
-    }
-
-    async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
-        let op = Op::Delete {
-            path: path.clone(),
-            expected_version,
-        };
-        OpResult::single(self.apply(vec![op]).await).map(drop)
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {

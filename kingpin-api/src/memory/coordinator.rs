@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::coordinator::{
-    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator,
-    CreateMode, Node, Op, OpResult, SessionEvent, SessionEvents, SessionState, Stat, WatchEvent,
-    WatchKind, WatchStream,
+    check_data_size, check_expected_version, sequential_path, Capabilities, Coordinator, Node, Op,
+    OpResult, SessionEvent, SessionEvents, SessionState, Stat, WatchEvent, WatchKind, WatchStream,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::path::NodePath;
@@ -300,6 +299,9 @@ impl ServerState {
                 path,
                 expected_version,
             } => {
+                if path.is_root() {
+                    return Err(Error::invalid("the root node cannot be deleted"));
+                }
                 let Some(node) = self.nodes.get(&path) else {
                     return Err(Error::not_found(&path));
                 };
@@ -425,15 +427,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[async_trait]
 impl Coordinator for MemoryCoordinator {
-    async fn create(&self, path: &NodePath, data: &[u8], mode: CreateMode) -> Result<NodePath> {
-        let op = Op::Create {
-            path: path.clone(),
-            data: data.to_vec(),
-            mode,
-        };
-        OpResult::single(self.transaction(vec![op]).await)?.into_created()
-    }
-
     async fn get(&self, path: &NodePath) -> Result<Node> {
         self.live_session()?;
         let state = self.server.lock();
@@ -453,31 +446,6 @@ impl Coordinator for MemoryCoordinator {
             }),
             _ => Err(Error::not_found(path)),
         }
-    }
-
-    async fn set(
-        &self,
-        path: &NodePath,
-        data: &[u8],
-        expected_version: Option<u64>,
-    ) -> Result<Stat> {
-        let op = Op::Set {
-            path: path.clone(),
-            data: data.to_vec(),
-            expected_version,
-        };
-        OpResult::single(self.transaction(vec![op]).await)?.into_set()
-    }
-
-    async fn delete(&self, path: &NodePath, expected_version: Option<u64>) -> Result<()> {
-        if path.is_root() {
-            return Err(Error::invalid("the root node cannot be deleted"));
-        }
-        let op = Op::Delete {
-            path: path.clone(),
-            expected_version,
-        };
-        OpResult::single(self.transaction(vec![op]).await).map(drop)
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {
@@ -546,6 +514,7 @@ impl Coordinator for MemoryCoordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coordinator::CreateMode;
     use futures::StreamExt;
 
     fn p(s: &str) -> NodePath {
