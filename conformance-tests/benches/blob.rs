@@ -12,26 +12,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kingpin_api::{BlobKey, BlobStore, MemoryBlobStore};
+use kingpin_conformance_tests::latency::Latencies;
+use kingpin_conformance_tests::s3::{aws_sdk_store, object_store_s3};
 use kingpin_conformance_tests::servers::{LocalServer, S3Credentials, ServerKind};
 use kingpin_conformance_tests::unique_suffix;
 use kingpin_object_store::ObjectStoreBlobStore;
-use kingpin_s3::{S3BlobStore, S3Config};
-use object_store::aws::AmazonS3Builder;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn report(backend: &str, what: &str, size: usize, mut samples: Vec<Duration>, elapsed: Duration) {
-    samples.sort();
+fn report(backend: &str, what: &str, size: usize, samples: Vec<Duration>, elapsed: Duration) {
+    let samples = Latencies::new(samples);
     let ops = samples.len() as f64 / elapsed.as_secs_f64();
     println!(
         "{backend:<18} {what:<10} n={:<5} {ops:>8.0} ops/s {:>8.1} MiB/s   p50={:>9.1} µs   p99={:>9.1} µs",
         samples.len(),
         ops * size as f64 / (1024.0 * 1024.0),
-        percentile(&samples, 50.0).as_secs_f64() * 1e6,
-        percentile(&samples, 99.0).as_secs_f64() * 1e6,
+        samples.percentile_us(50.0),
+        samples.percentile_us(99.0),
     );
 }
 
@@ -113,24 +108,8 @@ async fn main() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let sdk = S3BlobStore::connect(
-        S3Config::new("kingpin-bench", "sdk")
-            .with_endpoint(&endpoint)
-            .with_path_style(true)
-            .with_credentials(&credentials.access_key, &credentials.secret_key),
-    )
-    .await
-    .unwrap();
-    sdk.ensure_bucket().await.unwrap();
-    let os_s3 = AmazonS3Builder::new()
-        .with_bucket_name("kingpin-bench")
-        .with_endpoint(&endpoint)
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(&credentials.access_key)
-        .with_secret_access_key(&credentials.secret_key)
-        .build()
-        .unwrap();
+    let sdk = aws_sdk_store(&endpoint, &credentials, "kingpin-bench", "sdk").await;
+    let os_s3 = object_store_s3(&endpoint, &credentials, "kingpin-bench");
     let stores: Vec<(&str, Arc<dyn BlobStore>)> = vec![
         ("memory (reference)", Arc::new(MemoryBlobStore::new())),
         (
@@ -147,9 +126,7 @@ async fn main() {
         ("s3 (aws-sdk)", Arc::new(sdk)),
         (
             "s3 (object_store)",
-            Arc::new(
-                ObjectStoreBlobStore::new(Arc::new(os_s3), "os", "s3 via object_store").unwrap(),
-            ),
+            Arc::new(ObjectStoreBlobStore::new(os_s3, "os", "s3 via object_store").unwrap()),
         ),
     ];
     for (name, store) in &stores {

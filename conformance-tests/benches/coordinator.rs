@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kingpin_api::{Coordinator, CreateMode, MemoryServer, NodePath, WatchEvent, WatchKind};
+use kingpin_conformance_tests::latency::Latencies;
 use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
 use kingpin_conformance_tests::unique_namespace;
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
@@ -41,23 +42,15 @@ const SMOKE: Sizes = Sizes {
 
 type Connect = Box<dyn Fn() -> futures::future::BoxFuture<'static, Arc<dyn Coordinator>>>;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn report(backend: &str, what: &str, mut samples: Vec<Duration>, elapsed: Duration) {
-    samples.sort();
+fn report(backend: &str, what: &str, samples: Vec<Duration>, elapsed: Duration) {
+    let samples = Latencies::new(samples);
     let ops = samples.len() as f64 / elapsed.as_secs_f64();
     println!(
         "{backend:<10} {what:<28} n={:<6} {ops:>9.0} ops/s   p50={:>9.1} µs   p99={:>9.1} µs   max={:>9.1} µs",
         samples.len(),
-        percentile(&samples, 50.0).as_secs_f64() * 1e6,
-        percentile(&samples, 99.0).as_secs_f64() * 1e6,
-        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e6,
+        samples.percentile_us(50.0),
+        samples.percentile_us(99.0),
+        samples.max_us(),
     );
 }
 

@@ -10,7 +10,9 @@ pub mod blob_store;
 pub mod coordinator;
 pub mod endpoints;
 pub mod harness;
+pub mod latency;
 pub mod partition;
+pub mod s3;
 pub mod server_harness;
 pub mod servers;
 

@@ -5,21 +5,12 @@ use std::sync::Arc;
 
 use kingpin_api::{BlobKey, BlobStore, ErrorKind};
 use kingpin_conformance_tests::endpoints::shared_s3;
+use kingpin_conformance_tests::s3::{aws_sdk_store, object_store_s3};
 use kingpin_conformance_tests::{blob_store_suite, unique_suffix};
 use kingpin_object_store::ObjectStoreBlobStore;
 use kingpin_s3::{S3BlobStore, S3Config};
 
 const BUCKET: &str = "kingpin-test";
-
-async fn aws_sdk(endpoint: &str, access_key: &str, secret_key: &str, prefix: &str) -> S3BlobStore {
-    let config = S3Config::new(BUCKET, prefix)
-        .with_endpoint(endpoint)
-        .with_path_style(true)
-        .with_credentials(access_key, secret_key);
-    let store = S3BlobStore::connect(config).await.unwrap();
-    store.ensure_bucket().await.unwrap();
-    store
-}
 
 mod aws_sdk_s3 {
     use super::*;
@@ -28,13 +19,7 @@ mod aws_sdk_s3 {
         let (endpoint, credentials) = shared_s3(case).await?;
         let prefix = format!("sdk-{}", unique_suffix());
         Some(Arc::new(
-            aws_sdk(
-                &endpoint,
-                &credentials.access_key,
-                &credentials.secret_key,
-                &prefix,
-            )
-            .await,
+            aws_sdk_store(&endpoint, &credentials, BUCKET, &prefix).await,
         ))
     }
 
@@ -47,13 +32,7 @@ mod aws_sdk_s3 {
         else {
             return;
         };
-        let store = aws_sdk(
-            &endpoint,
-            &credentials.access_key,
-            &credentials.secret_key,
-            "creds",
-        )
-        .await;
+        let store = aws_sdk_store(&endpoint, &credentials, BUCKET, "creds").await;
         drop(store);
         let config = S3Config::new(BUCKET, "creds")
             .with_endpoint(&endpoint)
@@ -83,15 +62,7 @@ mod aws_sdk_s3 {
         else {
             return;
         };
-        drop(
-            aws_sdk(
-                &endpoint,
-                &credentials.access_key,
-                &credentials.secret_key,
-                "setup",
-            )
-            .await,
-        );
+        drop(aws_sdk_store(&endpoint, &credentials, BUCKET, "setup").await);
         let config = S3Config::new(BUCKET, format!("check-first-{}", unique_suffix()))
             .with_endpoint(&endpoint)
             .with_path_style(true)
@@ -121,37 +92,15 @@ mod aws_sdk_s3 {
 
 mod object_store_s3 {
     use super::*;
-    use object_store::aws::AmazonS3Builder;
-
     async fn store(case: &'static str) -> Option<Arc<dyn BlobStore>> {
         let (endpoint, credentials) = shared_s3(case).await?;
         // The bucket is made through the SDK; object_store does not create buckets.
-        drop(
-            aws_sdk(
-                &endpoint,
-                &credentials.access_key,
-                &credentials.secret_key,
-                "setup",
-            )
-            .await,
-        );
-        let s3 = AmazonS3Builder::new()
-            .with_bucket_name(BUCKET)
-            .with_endpoint(&endpoint)
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id(&credentials.access_key)
-            .with_secret_access_key(&credentials.secret_key)
-            .build()
-            .unwrap();
+        drop(aws_sdk_store(&endpoint, &credentials, BUCKET, "setup").await);
+        let s3 = object_store_s3(&endpoint, &credentials, BUCKET);
         let prefix = format!("os-{}", unique_suffix());
         Some(Arc::new(
-            ObjectStoreBlobStore::new(
-                Arc::new(s3),
-                &prefix,
-                format!("{endpoint}/{BUCKET}/{prefix}"),
-            )
-            .unwrap(),
+            ObjectStoreBlobStore::new(s3, &prefix, format!("{endpoint}/{BUCKET}/{prefix}"))
+                .unwrap(),
         ))
     }
 

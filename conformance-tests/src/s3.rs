@@ -1,0 +1,44 @@
+//! Clients for the test S3 server, through both S3 backends.
+
+use std::sync::Arc;
+
+use kingpin_s3::{S3BlobStore, S3Config};
+use object_store::aws::AmazonS3Builder;
+use object_store::ObjectStore;
+
+use crate::servers::S3Credentials;
+
+/// A `kingpin-s3` store on `bucket` (created if missing) under `prefix`,
+/// with path-style addressing as S3-compatible servers need.
+pub async fn aws_sdk_store(
+    endpoint: &str,
+    credentials: &S3Credentials,
+    bucket: &str,
+    prefix: &str,
+) -> S3BlobStore {
+    let config = S3Config::new(bucket, prefix)
+        .with_endpoint(endpoint)
+        .with_path_style(true)
+        .with_credentials(&credentials.access_key, &credentials.secret_key);
+    let store = S3BlobStore::connect(config).await.expect("an S3 client");
+    store.ensure_bucket().await.expect("the test bucket");
+    store
+}
+
+/// object_store's S3 client on `bucket` (which must exist) at `endpoint`.
+pub fn object_store_s3(
+    endpoint: &str,
+    credentials: &S3Credentials,
+    bucket: &str,
+) -> Arc<dyn ObjectStore> {
+    let store = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(&credentials.access_key)
+        .with_secret_access_key(&credentials.secret_key)
+        .build()
+        .expect("an object_store S3 client");
+    Arc::new(store)
+}
