@@ -29,8 +29,12 @@ impl SessionHub {
         }
     }
 
-    /// Records `event` and the state it leads to, and broadcasts it.
+    /// Records `event` and the state it leads to, and broadcasts it. After
+    /// [`close`](Self::close) nothing is published: closed is final.
     pub fn publish(&self, event: SessionEvent) {
+        if self.state() == SessionState::Closed {
+            return;
+        }
         let state = match event {
             SessionEvent::Connected | SessionEvent::Reconnected => SessionState::Connected,
             SessionEvent::Suspended => SessionState::Suspended,

@@ -198,7 +198,7 @@ impl EtcdCoordinator {
 
 impl Drop for EtcdCoordinator {
     fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
+        self.shared.shut_down();
         // Release ephemeral nodes now rather than after the TTL, if we can.
         if let (Some(lease), Ok(runtime)) = (
             self.shared.take_lease(),
@@ -587,9 +587,6 @@ impl Coordinator for EtcdCoordinator {
     }
 
     fn session_state(&self) -> SessionState {
-        if self.shared.is_shut_down() {
-            return SessionState::Closed;
-        }
         self.shared.hub.state()
     }
 
@@ -602,8 +599,7 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn close(&self) -> Result<()> {
-        self.shared.shutdown.send_replace(true);
-        self.shared.hub.close();
+        self.shared.shut_down();
         if let Some(lease) = self.shared.take_lease() {
             let mut leases = self.shared.client.lease_client();
             let revoke = leases.revoke(lease);

@@ -107,6 +107,12 @@ impl Shared {
         Some(self.lease.swap(0, Ordering::AcqRel)).filter(|l| *l != 0)
     }
 
+    /// Stops the background tasks and marks the session closed for good.
+    pub(crate) fn shut_down(&self) {
+        self.hub.close();
+        self.shutdown.send_replace(true);
+    }
+
     pub(crate) fn is_shut_down(&self) -> bool {
         *self.shutdown.borrow()
     }

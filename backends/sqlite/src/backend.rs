@@ -106,7 +106,7 @@ impl SqliteCoordinator {
 
 impl Drop for SqliteCoordinator {
     fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
+        self.shared.shut_down();
     }
 }
 
@@ -444,9 +444,6 @@ impl Coordinator for SqliteCoordinator {
     }
 
     fn session_state(&self) -> SessionState {
-        if self.shared.is_shut_down() {
-            return SessionState::Closed;
-        }
         self.shared.hub.state()
     }
 
@@ -460,7 +457,6 @@ impl Coordinator for SqliteCoordinator {
 
     async fn close(&self) -> Result<()> {
         let session = self.shared.take_session();
-        self.shared.hub.close();
         let result = match session {
             Some(session) => {
                 self.shared
@@ -469,7 +465,7 @@ impl Coordinator for SqliteCoordinator {
             }
             None => Ok(()),
         };
-        self.shared.shutdown.send_replace(true);
+        self.shared.shut_down();
         result
     }
 }

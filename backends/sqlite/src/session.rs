@@ -99,6 +99,12 @@ impl Shared {
         &self.config.path
     }
 
+    /// Stops the background tasks and marks the session closed for good.
+    pub(crate) fn shut_down(&self) {
+        self.hub.close();
+        self.shutdown.send_replace(true);
+    }
+
     pub(crate) fn is_shut_down(&self) -> bool {
         *self.shutdown.borrow()
     }

@@ -111,7 +111,7 @@ impl ZooKeeperCoordinator {
 
 impl Drop for ZooKeeperCoordinator {
     fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
+        self.shared.shut_down();
         self.shared.take_client();
     }
 }
@@ -352,9 +352,6 @@ impl Coordinator for ZooKeeperCoordinator {
     }
 
     fn session_state(&self) -> SessionState {
-        if self.shared.is_shut_down() {
-            return SessionState::Closed;
-        }
         self.shared.hub.state()
     }
 
@@ -368,12 +365,11 @@ impl Coordinator for ZooKeeperCoordinator {
 
     async fn close(&self) -> Result<()> {
         let Some(client) = self.shared.take_client() else {
-            self.shared.shutdown.send_replace(true);
+            self.shared.shut_down();
             return Ok(());
         };
         let mut states = client.state_watcher();
-        self.shared.shutdown.send_replace(true);
-        self.shared.hub.close();
+        self.shared.shut_down();
         drop(client);
         // The session closes once the last handle is gone; wait for the
         // server to confirm so that ephemeral nodes are gone on return.
