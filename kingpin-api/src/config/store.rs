@@ -1,7 +1,8 @@
 //! `ConfigStore`: versioned configs, content in the blob store, a record in
 //! the coordinator.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,6 +21,8 @@ pub const DEFAULT_MAX_CONFIG_SIZE: usize = 16 * 1024 * 1024;
 pub const DEFAULT_KEEP_VERSIONS: usize = 100;
 /// Optimistic attempts `update` makes before giving up under contention.
 const MAX_UPDATE_ATTEMPTS: usize = 200;
+/// Configs whose last written content a store remembers for `update`.
+const WRITTEN_CACHE_CONFIGS: usize = 1024;
 
 /// A config's current version, verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,11 @@ pub struct ConfigStore {
     coordinator: Arc<dyn Coordinator>,
     blobs: Arc<dyn BlobStore>,
     max_size: usize,
+    // The content this store last wrote per config, keyed by its blob key.
+    // Blobs are immutable and named by version and sha256, so when the
+    // record still points at that key, `update` needs no blob read: a
+    // writer's sequential updates cost one blob put each, not a get too.
+    written: Arc<Mutex<HashMap<ConfigName, (String, Bytes)>>>,
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -98,6 +106,7 @@ impl ConfigStore {
             coordinator,
             blobs,
             max_size: DEFAULT_MAX_CONFIG_SIZE,
+            written: Arc::default(),
         }
     }
 
@@ -176,8 +185,21 @@ impl ConfigStore {
         content: Bytes,
         change: &ChangeInfo,
     ) -> Result<ConfigRecord> {
-        self.update(name, change, |_| Ok(Some(content.clone())))
-            .await
+        // Only the record is needed: the old content does not matter.
+        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(250));
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let current = self.record(name).await?;
+            let expected = current.as_ref().map(|(r, v)| (r, *v));
+            match self.write_if(name, content.clone(), change, expected).await {
+                Err(e) if e.kind() == ErrorKind::BadVersion => {
+                    tokio::time::sleep(backoff.next_delay()).await
+                }
+                other => return other,
+            }
+        }
+        Err(Error::unavailable(format!(
+            "{name}: gave up after {MAX_UPDATE_ATTEMPTS} conflicting attempts"
+        )))
     }
 
     /// Writes `content` only if the record's node is still at
@@ -205,7 +227,7 @@ impl ConfigStore {
         let key = versions_dir(name)?.join(&format!("{version:010}-{sha256}"))?;
         let size = content.len() as u64;
         // The blob first: the record must never point at a missing blob.
-        match self.blobs.put_if_absent(&key, content).await {
+        match self.blobs.put_if_absent(&key, content.clone()).await {
             Ok(()) => {}
             // Same version and same hash: the same bytes are already there.
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
@@ -244,6 +266,7 @@ impl ConfigStore {
                     })?;
             }
         }
+        self.remember_written(name, &record, content);
         // History is best effort here; `history` fills in a missing entry
         // for the current version.
         if let Err(e) = self.record_history(name, &record).await {
@@ -263,35 +286,66 @@ impl ConfigStore {
         }
     }
 
+    fn remember_written(&self, name: &ConfigName, record: &ConfigRecord, content: Bytes) {
+        let Ok(mut written) = self.written.lock() else {
+            return;
+        };
+        if written.len() >= WRITTEN_CACHE_CONFIGS && !written.contains_key(name) {
+            written.clear();
+        }
+        written.insert(name.clone(), (record.blob_key.clone(), content));
+    }
+
+    fn written_content(&self, name: &ConfigName, record: &ConfigRecord) -> Option<Bytes> {
+        let written = self.written.lock().ok()?;
+        let (key, content) = written.get(name)?;
+        (*key == record.blob_key).then(|| content.clone())
+    }
+
     /// Read-modify-write against the store: reads the current content,
     /// asks `change_content` for the new one (`None`: nothing to change), and
     /// writes it with compare-and-set, retrying with jittered backoff when
     /// another writer got there first. Concurrent updates never lose each
     /// other's changes.
+    ///
+    /// Returns the record written, or the current one when nothing changed;
+    /// `None` when the config does not exist and `change_content` did not
+    /// create it. `change_content` may run several times, once per attempt;
+    /// an error from it ends the update with nothing written.
     pub async fn update<F>(
         &self,
         name: &ConfigName,
         change: &ChangeInfo,
         mut change_content: F,
-    ) -> Result<ConfigRecord>
+    ) -> Result<Option<ConfigRecord>>
     where
         F: FnMut(Option<&Bytes>) -> Result<Option<Bytes>>,
     {
         let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(250));
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let current = self.read(name).await?;
+            let current = match self.record(name).await? {
+                None => None,
+                Some((record, node_version)) => {
+                    let content = match self.written_content(name, &record) {
+                        Some(content) => content,
+                        None => self.content(name, &record).await?,
+                    };
+                    Some(Config {
+                        record,
+                        content,
+                        node_version,
+                    })
+                }
+            };
             let Some(next) = change_content(current.as_ref().map(|c| &c.content))? else {
-                return match current {
-                    Some(c) => Ok(c.record),
-                    None => Err(Error::not_found(name.node_path())),
-                };
+                return Ok(current.map(|c| c.record));
             };
             let expected = current.as_ref().map(|c| (&c.record, c.node_version));
             match self.write_if(name, next, change, expected).await {
                 Err(e) if e.kind() == ErrorKind::BadVersion => {
                     tokio::time::sleep(backoff.next_delay()).await
                 }
-                other => return other,
+                other => return other.map(Some),
             }
         }
         Err(Error::unavailable(format!(
@@ -485,8 +539,10 @@ mod tests {
         let err = f.store.read(&n).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Backend);
         assert!(err.to_string().contains("corrupt"), "{err}");
-        let err = f
-            .store
+        // Another writer (this one remembers what it wrote) must read the
+        // blob, and refuses to build on corrupt content.
+        let other = ConfigStore::new(Arc::new(f.server.connect()), Arc::new(f.blobs.clone()));
+        let err = other
             .update(&n, &who("x"), |_| Ok(Some(Bytes::from_static(b"new"))))
             .await
             .unwrap_err();
