@@ -69,19 +69,30 @@ async fn snapshot(coordinator: &dyn Coordinator, blobs: &dyn BlobStore) -> Vec<S
 /// Every managed structure round-trips and is stored in KingPin's format.
 pub async fn managed_structures_in_kingpin_format(backends: &dyn ConfigBackends) {
     let store = store(backends).await;
-    let list = ManagedList::<String>::new(store.clone(), managed_data_name("spam", "blacklist").unwrap());
-    assert_eq!(list.add_many(["b".into(), "a".into(), "é".into()]).await.unwrap(), 3);
+    let list = ManagedList::<String>::new(
+        store.clone(),
+        managed_data_name("spam", "blacklist").unwrap(),
+    );
+    assert_eq!(
+        list.add_many(["b".into(), "a".into(), "é".into()])
+            .await
+            .unwrap(),
+        3
+    );
     assert!(list.remove(&"b".into()).await.unwrap());
     assert_eq!(list.get().await.unwrap(), ["a", "é"]);
     let stored = store.read(list.name()).await.unwrap().unwrap();
     assert_eq!(&stored.content[..], br#"["a", "\u00e9"]"#);
 
     let map = ManagedHashMap::<f64>::new(store.clone(), name("config.manageddata.app.limits"));
-    map.set_many([("zz".into(), 1.5), ("aa".into(), 2.0)]).await.unwrap();
+    map.set_many([("zz".into(), 1.5), ("aa".into(), 2.0)])
+        .await
+        .unwrap();
     let stored = store.read(map.name()).await.unwrap().unwrap();
     assert_eq!(&stored.content[..], br#"{"aa": 2.0, "zz": 1.5}"#);
 
-    let mapped = ManagedMappedList::<u32>::new(store.clone(), name("config.manageddata.app.shards"));
+    let mapped =
+        ManagedMappedList::<u32>::new(store.clone(), name("config.manageddata.app.shards"));
     mapped.add_many("east", [3, 1, 3]).await.unwrap();
     mapped.add("west", 2).await.unwrap();
     assert_eq!(mapped.get("east").await.unwrap(), [3, 1]);
@@ -147,7 +158,10 @@ pub async fn invalid_names_touch_nothing(backends: &dyn ConfigBackends) {
     assert!(managed_data_name("spam.x", "list").is_err());
     assert!(MetaConfig::serverset("a/b", "prod").is_err());
     let manager = MetaConfigManager::new(coordinator.clone());
-    let err = manager.create_dependency(&name("not_a_dependency")).await.unwrap_err();
+    let err = manager
+        .create_dependency(&name("not_a_dependency"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert_eq!(snapshot(&*coordinator, &*blobs).await, before);
 }
@@ -157,15 +171,24 @@ pub async fn invalid_names_touch_nothing(backends: &dyn ConfigBackends) {
 pub async fn non_json_content_for_typed_structures_changes_nothing(backends: &dyn ConfigBackends) {
     let store = store(backends).await;
     let n = name("config.manageddata.app.typed");
-    store.write(&n, Bytes::from_static(b"not json"), &change("raw")).await.unwrap();
+    store
+        .write(&n, Bytes::from_static(b"not json"), &change("raw"))
+        .await
+        .unwrap();
     let before = snapshot(&*backends.session().await, &*backends.blobs()).await;
     let list = ManagedList::<String>::new(store.clone(), n.clone());
     let err = list.add("x".into()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("does not hold JSON"), "{err}");
     let map = ManagedHashMap::<u32>::new(store.clone(), n.clone());
-    assert_eq!(map.set("k", 1).await.unwrap_err().kind(), ErrorKind::InvalidArgument);
-    assert_eq!(snapshot(&*backends.session().await, &*backends.blobs()).await, before);
+    assert_eq!(
+        map.set("k", 1).await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        snapshot(&*backends.session().await, &*backends.blobs()).await,
+        before
+    );
 
     let json = ManagedJson::<Vec<u32>>::new(store.clone(), name("config.app.numbers"));
     json.set(&vec![1, 2]).await.unwrap();
@@ -175,7 +198,10 @@ pub async fn non_json_content_for_typed_structures_changes_nothing(backends: &dy
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
     }
     assert_eq!(json.get().await.unwrap(), Some(vec![1, 2]));
-    assert_eq!(snapshot(&*backends.session().await, &*backends.blobs()).await, before_json);
+    assert_eq!(
+        snapshot(&*backends.session().await, &*backends.blobs()).await,
+        before_json
+    );
 }
 
 /// Decider values outside [0, 100] are refused; nothing is written.
@@ -187,7 +213,10 @@ pub async fn decider_values_out_of_range_change_nothing(backends: &dyn ConfigBac
         let err = decider.set("new_feed", bad).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     }
-    assert_eq!(snapshot(&*backends.session().await, &*backends.blobs()).await, before);
+    assert_eq!(
+        snapshot(&*backends.session().await, &*backends.blobs()).await,
+        before
+    );
     let loaded = decider.load().await.unwrap();
     assert_eq!(loaded.value("new_feed"), Some(25.5));
 }
@@ -195,7 +224,10 @@ pub async fn decider_values_out_of_range_change_nothing(backends: &dyn ConfigBac
 /// Replaces a blob's bytes, as bit rot or a bad actor would.
 async fn overwrite_blob(blobs: &dyn BlobStore, key: &BlobKey, content: &'static [u8]) {
     blobs.delete(key).await.unwrap();
-    blobs.put_if_absent(key, Bytes::from_static(content)).await.unwrap();
+    blobs
+        .put_if_absent(key, Bytes::from_static(content))
+        .await
+        .unwrap();
 }
 
 /// A blob whose sha256 does not match its record is an error for readers
@@ -203,14 +235,25 @@ async fn overwrite_blob(blobs: &dyn BlobStore, key: &BlobKey, content: &'static 
 pub async fn corrupt_blob_is_an_error_and_changes_nothing(backends: &dyn ConfigBackends) {
     let writer = store(backends).await;
     let n = name("config.app.corrupt");
-    let record = writer.write(&n, Bytes::from_static(b"[1]"), &change("good")).await.unwrap();
+    let record = writer
+        .write(&n, Bytes::from_static(b"[1]"), &change("good"))
+        .await
+        .unwrap();
     overwrite_blob(&*backends.blobs(), &record.blob().unwrap(), b"[2]").await;
     let reader = store(backends).await;
     let err = reader.read(&n).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Backend);
-    assert!(err.to_string().contains("corrupt") && err.to_string().contains(n.as_str()), "{err}");
+    assert!(
+        err.to_string().contains("corrupt") && err.to_string().contains(n.as_str()),
+        "{err}"
+    );
     let list = ManagedList::<u32>::new(reader.clone(), n.clone());
-    assert!(list.add(3).await.unwrap_err().to_string().contains("corrupt"));
+    assert!(list
+        .add(3)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("corrupt"));
     assert_eq!(reader.record(&n).await.unwrap().unwrap().0, record);
 }
 
@@ -218,10 +261,20 @@ pub async fn corrupt_blob_is_an_error_and_changes_nothing(backends: &dyn ConfigB
 pub async fn missing_blob_is_an_error(backends: &dyn ConfigBackends) {
     let store = store(backends).await;
     let n = name("config.app.missing");
-    let record = store.write(&n, Bytes::from_static(b"x"), &change("one")).await.unwrap();
-    backends.blobs().delete(&record.blob().unwrap()).await.unwrap();
+    let record = store
+        .write(&n, Bytes::from_static(b"x"), &change("one"))
+        .await
+        .unwrap();
+    backends
+        .blobs()
+        .delete(&record.blob().unwrap())
+        .await
+        .unwrap();
     let err = store.read(&n).await.unwrap_err();
-    assert!(err.to_string().contains("missing") && err.to_string().contains(&record.blob_key), "{err}");
+    assert!(
+        err.to_string().contains("missing") && err.to_string().contains(&record.blob_key),
+        "{err}"
+    );
     assert_eq!(store.record(&n).await.unwrap().unwrap().0, record);
 }
 
@@ -231,12 +284,23 @@ pub async fn missing_blob_is_an_error(backends: &dyn ConfigBackends) {
 pub async fn failure_between_blob_put_and_cas_keeps_the_old_version(backends: &dyn ConfigBackends) {
     let store = store(backends).await;
     let n = name("config.app.race");
-    let v1 = store.write(&n, Bytes::from_static(b"one"), &change("1")).await.unwrap();
+    let v1 = store
+        .write(&n, Bytes::from_static(b"one"), &change("1"))
+        .await
+        .unwrap();
     let (current, node_version) = store.record(&n).await.unwrap().unwrap();
-    store.write(&n, Bytes::from_static(b"two"), &change("2")).await.unwrap();
+    store
+        .write(&n, Bytes::from_static(b"two"), &change("2"))
+        .await
+        .unwrap();
     // A writer still holding version 1's record: its blob lands, its CAS fails.
     let err = store
-        .write_if(&n, Bytes::from_static(b"lost"), &change("stale"), Some((&current, node_version)))
+        .write_if(
+            &n,
+            Bytes::from_static(b"lost"),
+            &change("stale"),
+            Some((&current, node_version)),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadVersion);
@@ -255,7 +319,11 @@ pub async fn history_rollback_and_gc(backends: &dyn ConfigBackends) {
     let n = name("config.app.history");
     for i in 1..=5 {
         store
-            .write(&n, Bytes::from(format!("v{i}")), &change(&format!("write {i}")))
+            .write(
+                &n,
+                Bytes::from(format!("v{i}")),
+                &change(&format!("write {i}")),
+            )
             .await
             .unwrap();
     }
@@ -263,7 +331,10 @@ pub async fn history_rollback_and_gc(backends: &dyn ConfigBackends) {
     assert_eq!(rolled.version, 6);
     assert_eq!(&store.read(&n).await.unwrap().unwrap().content[..], b"v2");
     let history = store.history(&n).await.unwrap();
-    assert_eq!(history.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        history.iter().map(|r| r.version).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
     assert_eq!(history[2].message, "write 3");
     assert_eq!(history[2].author, "conformance");
     let report = store.gc(&n, 2).await.unwrap();
@@ -285,11 +356,26 @@ pub async fn metaconfig_dependencies(backends: &dyn ConfigBackends) {
     for dep in ["web.dep", "shared.dep", "base.dep"] {
         manager.create_dependency(&name(dep)).await.unwrap();
     }
-    manager.add_to_dependency(&name("web.dep"), &name("shared.dep")).await.unwrap();
-    manager.add_to_dependency(&name("shared.dep"), &name("web.dep")).await.unwrap();
-    manager.add_to_dependency(&name("shared.dep"), &list.name).await.unwrap();
-    manager.add_to_dependency(&name("web.dep"), &serverset.name).await.unwrap();
-    manager.add_to_dependency(&name("base.dep"), &base_config.name).await.unwrap();
+    manager
+        .add_to_dependency(&name("web.dep"), &name("shared.dep"))
+        .await
+        .unwrap();
+    manager
+        .add_to_dependency(&name("shared.dep"), &name("web.dep"))
+        .await
+        .unwrap();
+    manager
+        .add_to_dependency(&name("shared.dep"), &list.name)
+        .await
+        .unwrap();
+    manager
+        .add_to_dependency(&name("web.dep"), &serverset.name)
+        .await
+        .unwrap();
+    manager
+        .add_to_dependency(&name("base.dep"), &base_config.name)
+        .await
+        .unwrap();
     let err = manager
         .add_to_dependency(&name("ghost.dep"), &list.name)
         .await
@@ -297,8 +383,19 @@ pub async fn metaconfig_dependencies(backends: &dyn ConfigBackends) {
     assert_eq!(err.kind(), ErrorKind::NotFound);
 
     let resolved = manager.resolve(&name("web.dep")).await.unwrap();
-    let names: Vec<&str> = resolved.metaconfigs.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names, ["config.base.flags", "config.manageddata.spam.blacklist", "discovery.web.prod"]);
+    let names: Vec<&str> = resolved
+        .metaconfigs
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config.base.flags",
+            "config.manageddata.spam.blacklist",
+            "discovery.web.prod"
+        ]
+    );
     assert_eq!(resolved.dependencies.len(), 3);
 
     assert!(manager.remove(&list.name).await.unwrap());

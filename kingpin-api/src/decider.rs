@@ -103,7 +103,13 @@ impl Decider {
     /// Ids land in the same buckets as under KingPin.
     pub fn is_hashed_id_in_experiment(&self, id: impl Display, name: &str) -> bool {
         let value = self.value(name).unwrap_or(0.0);
-        ((kingpin_hash(name, &id) % 100) as f64) < value
+        f64::from(Self::kingpin_bucket(name, id)) < value
+    }
+
+    /// The bucket in [0, 100) KingPin's hashed formula puts `id` in for
+    /// flag `name`.
+    pub fn kingpin_bucket(name: &str, id: impl Display) -> u8 {
+        (kingpin_hash(name, &id) % 100) as u8
     }
 }
 
@@ -206,6 +212,45 @@ mod tests {
                 decider.is_hashed_id_in_experiment(id, "f")
             );
         }
+    }
+
+    /// The fraction of 100k ids `decide_for` lets in.
+    fn share(decider: &Decider, name: &str) -> f64 {
+        (0..100_000)
+            .filter(|id| decider.decide_for(name, id))
+            .count() as f64
+            / 100_000.0
+    }
+
+    #[test]
+    fn decide_for_at_20_percent_lets_in_20_percent_of_ids() {
+        let decider = Decider::from_values([("rollout".to_owned(), 20.0)]);
+        let share = share(&decider, "rollout");
+        println!("decide_for at 20%: {:.3}% of 100k ids", share * 100.0);
+        assert!((share - 0.20).abs() <= 0.02, "{share}");
+    }
+
+    #[test]
+    fn decide_for_honours_fractional_values() {
+        let decider = Decider::from_values([("canary".to_owned(), 0.5)]);
+        let share = share(&decider, "canary");
+        println!("decide_for at 0.5%: {:.3}% of 100k ids", share * 100.0);
+        assert!((share - 0.005).abs() <= 0.001, "{share}");
+    }
+
+    #[test]
+    fn two_flags_at_50_percent_overlap_on_a_quarter_of_ids() {
+        let decider = Decider::from_values([("left".to_owned(), 50.0), ("right".to_owned(), 50.0)]);
+        let both = (0..100_000)
+            .filter(|id| decider.decide_for("left", id) && decider.decide_for("right", id))
+            .count() as f64
+            / 100_000.0;
+        println!(
+            "two flags at 50%: both on for {:.3}% of 100k ids",
+            both * 100.0
+        );
+        // Independent flags: 25%. KingPin's `id % 100` gave 50%.
+        assert!((both - 0.25).abs() <= 0.01, "{both}");
     }
 
     #[test]

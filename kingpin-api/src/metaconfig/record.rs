@@ -136,9 +136,11 @@ impl MetaConfig {
                 let parts: Vec<&str> = name.as_str().split('.').collect();
                 match parts.as_slice() {
                     [SERVERSET_PREFIX, service, env] => MetaConfig::serverset(service, env)?,
-                    _ => return Err(Error::invalid(format!(
+                    _ => {
+                        return Err(Error::invalid(format!(
                         "metaconfig {name}: a serverset name is {SERVERSET_PREFIX}.<service>.<env>"
-                    ))),
+                    )))
+                    }
                 }
             }
         };
