@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kingpin_api::{BlobKey, BlobStore, MemoryBlobStore};
+use kingpin_conformance_tests::endpoints::bench_s3;
 use kingpin_conformance_tests::latency::Latencies;
 use kingpin_conformance_tests::s3::{aws_sdk_store, object_store_s3};
-use kingpin_conformance_tests::servers::{LocalServer, S3Credentials, ServerKind};
 use kingpin_conformance_tests::unique_suffix;
 use kingpin_object_store::ObjectStoreBlobStore;
 
@@ -75,33 +75,7 @@ async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (small, large) = if full { (1000, 100) } else { (5, 2) };
     let mut servers = Vec::new();
-    let (endpoint, credentials) = match std::env::var("KINGPIN_TEST_S3")
-        .ok()
-        .filter(|e| !e.is_empty())
-    {
-        Some(endpoint) => (
-            format!("http://{endpoint}"),
-            S3Credentials {
-                access_key: std::env::var("KINGPIN_TEST_S3_ACCESS_KEY")
-                    .expect("KINGPIN_TEST_S3_ACCESS_KEY"),
-                secret_key: std::env::var("KINGPIN_TEST_S3_SECRET_KEY")
-                    .expect("KINGPIN_TEST_S3_SECRET_KEY"),
-            },
-        ),
-        None => {
-            let dir = std::env::temp_dir().join(format!("kingpin-bench-s3-{}", unique_suffix()));
-            let server = LocalServer::start(ServerKind::S3, &dir)
-                .await
-                .unwrap_or_else(|e| panic!("set KINGPIN_TEST_S3 or install s3s-fs: {e}"))
-                .remove_dir_on_drop();
-            let found = (
-                format!("http://{}", server.endpoint()),
-                server.s3_credentials(),
-            );
-            servers.push(server);
-            found
-        }
-    };
+    let (endpoint, credentials) = bench_s3(&mut servers).await;
     println!(
         "blob benchmark ({} run; S3 server {endpoint})",
         if full { "full" } else { "smoke" }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kingpin_api::{Coordinator, CreateMode, MemoryServer, NodePath, WatchEvent, WatchKind};
+use kingpin_conformance_tests::endpoints::bench_endpoint;
 use kingpin_conformance_tests::latency::Latencies;
-use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
+use kingpin_conformance_tests::servers::ServerKind;
 use kingpin_conformance_tests::unique_namespace;
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
 use kingpin_sqlite::{SqliteConfig, SqliteCoordinator};
@@ -241,32 +242,13 @@ async fn sqlite_cross_process(db: &std::path::Path, count: usize) {
     );
 }
 
-async fn endpoint(kind: ServerKind, var: &str, keep: &mut Vec<LocalServer>) -> String {
-    if let Ok(endpoint) = std::env::var(var) {
-        if !endpoint.is_empty() {
-            return endpoint;
-        }
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "kingpin-bench-{kind:?}-{}",
-        kingpin_conformance_tests::unique_suffix()
-    ));
-    let server = LocalServer::start(kind, &dir)
-        .await
-        .unwrap_or_else(|e| panic!("set {var} or install the server: {e}"))
-        .remove_dir_on_drop();
-    let endpoint = server.endpoint();
-    keep.push(server);
-    endpoint
-}
-
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let sizes = if full { &FULL } else { &SMOKE };
     let mut servers = Vec::new();
-    let zk = endpoint(ServerKind::ZooKeeper, "KINGPIN_TEST_ZK", &mut servers).await;
-    let etcd = endpoint(ServerKind::Etcd, "KINGPIN_TEST_ETCD", &mut servers).await;
+    let zk = bench_endpoint(ServerKind::ZooKeeper, &mut servers).await;
+    let etcd = bench_endpoint(ServerKind::Etcd, &mut servers).await;
     println!(
         "coordinator benchmark ({} run; ZooKeeper {zk}, etcd {etcd})",
         if full { "full" } else { "smoke" }

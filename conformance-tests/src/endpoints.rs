@@ -97,6 +97,41 @@ fn scratch_dir(kind: ServerKind) -> PathBuf {
     base.join(format!("kingpin-private-{kind:?}-{}", crate::unique_suffix()).to_lowercase())
 }
 
+/// For benchmarks: the server the environment names (`KINGPIN_TEST_ZK`,
+/// `KINGPIN_TEST_ETCD`, `KINGPIN_TEST_S3`), else a local one started now and
+/// kept in `keep` (stopped and removed when dropped). Returns `host:port`.
+pub async fn bench_endpoint(kind: ServerKind, keep: &mut Vec<LocalServer>) -> String {
+    if let Ok(endpoint) = std::env::var(env_var(kind)) {
+        if !endpoint.is_empty() {
+            return endpoint;
+        }
+    }
+    let dir = scratch_dir(kind);
+    let server = LocalServer::start(kind, &dir)
+        .await
+        .unwrap_or_else(|e| panic!("set {} or install the server: {e}", env_var(kind)))
+        .remove_dir_on_drop();
+    let endpoint = server.endpoint();
+    keep.push(server);
+    endpoint
+}
+
+/// For benchmarks: the S3 server's `http://` endpoint and keys, as
+/// [`bench_endpoint`] finds or starts it.
+pub async fn bench_s3(keep: &mut Vec<LocalServer>) -> (String, S3Credentials) {
+    let endpoint = bench_endpoint(ServerKind::S3, keep).await;
+    let credentials = match keep.last() {
+        Some(server) if server.endpoint() == endpoint => server.s3_credentials(),
+        _ => S3Credentials {
+            access_key: std::env::var("KINGPIN_TEST_S3_ACCESS_KEY")
+                .expect("KINGPIN_TEST_S3 is set but KINGPIN_TEST_S3_ACCESS_KEY is not"),
+            secret_key: std::env::var("KINGPIN_TEST_S3_SECRET_KEY")
+                .expect("KINGPIN_TEST_S3 is set but KINGPIN_TEST_S3_SECRET_KEY is not"),
+        },
+    };
+    (format!("http://{endpoint}"), credentials)
+}
+
 static ZOOKEEPER_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> =
     OnceCell::const_new();
 static ETCD_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
