@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{json_type, to_value, typed, ManagedConfig};
+use super::{append_missing, json_type, remove_all, to_value, typed, ManagedConfig};
 use crate::config::{ConfigName, ConfigStore};
 use crate::error::{Error, Result};
 
@@ -93,13 +93,7 @@ where
         self.config
             .modify(&format!("list add {}", describe(&new)), |current| {
                 let mut list = self.items(current)?;
-                added = 0;
-                for item in &new {
-                    if !list.contains(item) {
-                        list.push(item.clone());
-                        added += 1;
-                    }
-                }
+                added = append_missing(&mut list, &new);
                 Ok((added > 0).then_some(Value::Array(list)))
             })
             .await?;
@@ -124,9 +118,7 @@ where
         self.config
             .modify(&format!("list remove {}", describe(&gone)), |current| {
                 let mut list = self.items(current)?;
-                let before = list.len();
-                list.retain(|item| !gone.contains(item));
-                removed = before - list.len();
+                removed = remove_all(&mut list, &gone);
                 Ok((removed > 0).then_some(Value::Array(list)))
             })
             .await?;

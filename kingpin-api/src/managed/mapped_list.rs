@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::list::describe;
-use super::{json_type, to_value, typed, ManagedConfig};
+use super::{append_missing, json_type, remove_all, to_value, typed, ManagedConfig};
 use crate::config::{ConfigName, ConfigStore};
 use crate::error::{Error, Result};
 
@@ -94,14 +94,7 @@ where
                 &format!("mapped list add {} to {key:?}", describe(&new)),
                 |current| {
                     let mut lists = self.lists(current)?;
-                    let list = lists.entry(key.to_owned()).or_default();
-                    added = 0;
-                    for item in &new {
-                        if !list.contains(item) {
-                            list.push(item.clone());
-                            added += 1;
-                        }
-                    }
+                    added = append_missing(lists.entry(key.to_owned()).or_default(), &new);
                     Ok((added > 0).then(|| to_object(lists)))
                 },
             )
@@ -134,12 +127,7 @@ where
                 &format!("mapped list remove {} from {key:?}", describe(&gone)),
                 |current| {
                     let mut lists = self.lists(current)?;
-                    removed = 0;
-                    if let Some(list) = lists.get_mut(key) {
-                        let before = list.len();
-                        list.retain(|item| !gone.contains(item));
-                        removed = before - list.len();
-                    }
+                    removed = lists.get_mut(key).map_or(0, |list| remove_all(list, &gone));
                     Ok((removed > 0).then(|| to_object(lists)))
                 },
             )
@@ -149,12 +137,8 @@ where
 
     /// Replaces the list at `key` (duplicates dropped, first kept).
     pub async fn set(&self, key: &str, items: impl IntoIterator<Item = T>) -> Result<()> {
-        let mut list: Vec<Value> = Vec::new();
-        for item in self.values(items)? {
-            if !list.contains(&item) {
-                list.push(item);
-            }
-        }
+        let mut list = Vec::new();
+        append_missing(&mut list, &self.values(items)?);
         self.config
             .modify(&format!("mapped list set {key:?}"), |current| {
                 let mut lists = self.lists(current)?;

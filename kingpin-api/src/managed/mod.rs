@@ -116,6 +116,25 @@ fn parse_content(name: &ConfigName, content: &[u8]) -> Result<Option<Value>> {
     })
 }
 
+/// Appends each of `items` not already in `list`; how many were appended.
+fn append_missing(list: &mut Vec<Value>, items: &[Value]) -> usize {
+    let before = list.len();
+    for item in items {
+        if !list.contains(item) {
+            list.push(item.clone());
+        }
+    }
+    list.len() - before
+}
+
+/// Removes every occurrence of each of `items` from `list`; how many
+/// elements went.
+fn remove_all(list: &mut Vec<Value>, items: &[Value]) -> usize {
+    let before = list.len();
+    list.retain(|item| !items.contains(item));
+    before - list.len()
+}
+
 /// The JSON type name of `value`, for error messages.
 fn json_type(value: &Value) -> &'static str {
     match value {
