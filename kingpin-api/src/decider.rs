@@ -120,8 +120,10 @@ fn kingpin_hash(name: &str, id: &dyn Display) -> u128 {
     u128::from_be_bytes(digest.into())
 }
 
-/// Checks a decider name and value before anything is written.
-fn validate(name: &str, value: f64) -> Result<()> {
+/// Checks a decider name (non-empty, lower case, no spaces or control
+/// characters) and value (finite, in [0, 100]); what
+/// [`ManagedDecider::set`] checks before writing.
+pub fn validate(name: &str, value: f64) -> Result<()> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(format!(
             "decider name {name:?} must be non-empty, without spaces or control characters"
@@ -161,6 +163,12 @@ impl ManagedDecider {
         self
     }
 
+    /// Records `message` with every change instead of a generated one.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.map = self.map.with_message(message);
+        self
+    }
+
     /// Sets `name` to `value` in [0, 100]; anything else is an
     /// `InvalidArgument` error and nothing is written.
     pub async fn set(&self, name: &str, value: f64) -> Result<()> {
@@ -179,9 +187,10 @@ impl ManagedDecider {
         self.map.get_all().await
     }
 
-    /// Removes `name`; whether it was set.
+    /// Removes `name` (looked up lower case, as `get` does); whether it
+    /// was set.
     pub async fn remove(&self, name: &str) -> Result<bool> {
-        self.map.remove(name).await
+        self.map.remove(&name.to_lowercase()).await
     }
 
     /// A snapshot to decide with.

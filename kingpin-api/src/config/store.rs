@@ -258,7 +258,7 @@ impl ConfigStore {
                         if e.kind() == ErrorKind::AlreadyExists {
                             Error::new(
                                 ErrorKind::BadVersion,
-                                format!("{name} was created by someone else meanwhile"),
+                                format!("{name} already exists (the write expected a new config)"),
                             )
                         } else {
                             e
@@ -354,6 +354,11 @@ impl ConfigStore {
     }
 
     /// Every recorded version, oldest first.
+    ///
+    /// A write that could not record its history entry (history is best
+    /// effort) is backfilled here for the current version when possible;
+    /// a store that refuses the write (read-only credentials) still gets
+    /// the list.
     pub async fn history(&self, name: &ConfigName) -> Result<Vec<ConfigRecord>> {
         let mut records = Vec::new();
         for meta in self.blobs.list(Some(&history_dir(name)?)).await? {
@@ -362,12 +367,30 @@ impl ConfigStore {
         }
         if let Some((current, _)) = self.record(name).await? {
             if !records.iter().any(|r| r.version == current.version) {
-                self.record_history(name, &current).await?;
+                if let Err(e) = self.record_history(name, &current).await {
+                    tracing::warn!(config = %name, version = current.version, error = %e, "could not backfill history");
+                }
                 records.push(current);
             }
         }
         records.sort_by_key(|r| r.version);
         Ok(records)
+    }
+
+    /// The record of one version: the current record, or the history
+    /// entry of an older one; `None` if there is no such version (or GC
+    /// removed it).
+    pub async fn record_at(&self, name: &ConfigName, version: u64) -> Result<Option<ConfigRecord>> {
+        if let Some((current, _)) = self.record(name).await? {
+            if current.version == version {
+                return Ok(Some(current));
+            }
+        }
+        match self.blobs.get(&history_key(name, version)?).await {
+            Ok(json) => ConfigRecord::from_json(&json, name.as_str()).map(Some),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes an old version's content as a new version.
@@ -377,17 +400,12 @@ impl ConfigStore {
         version: u64,
         change: &ChangeInfo,
     ) -> Result<ConfigRecord> {
-        let old = self
-            .history(name)
-            .await?
-            .into_iter()
-            .find(|r| r.version == version)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("{name} has no version {version}"),
-                )
-            })?;
+        let old = self.record_at(name, version).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{name} has no version {version}"),
+            )
+        })?;
         let content = self.content(name, &old).await?;
         self.write(name, content, change).await
     }

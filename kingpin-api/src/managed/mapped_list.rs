@@ -39,6 +39,13 @@ where
         self
     }
 
+    /// Records `message` with every change instead of a generated
+    /// description of it.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.config.message = Some(message.into());
+        self
+    }
+
     /// The config holding the mapped list.
     pub fn name(&self) -> &ConfigName {
         &self.config.name

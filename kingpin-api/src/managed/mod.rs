@@ -60,6 +60,8 @@ struct ManagedConfig {
     store: ConfigStore,
     name: ConfigName,
     author: String,
+    // Replaces the generated description of each change when set.
+    message: Option<String>,
 }
 
 impl ManagedConfig {
@@ -68,6 +70,7 @@ impl ManagedConfig {
             store,
             name,
             author: default_author(),
+            message: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl ManagedConfig {
     where
         F: FnMut(Option<Value>) -> Result<Option<Value>>,
     {
+        let message = self.message.as_deref().unwrap_or(message);
         let info = ChangeInfo::new(self.author.clone(), message);
         let name = &self.name;
         self.store
