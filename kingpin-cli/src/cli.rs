@@ -1,0 +1,557 @@
+//! The command line, as clap types: what `kingpin` accepts, with the help
+//! text of every command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// The exit-code table, shown at the end of `kingpin --help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure (a backend error)
+  2  usage error (bad flags or arguments)
+  3  not found (config, version, key, decider, metaconfig or dependency)
+  4  conflict (--if-version mismatch, already exists, not empty)
+  5  unavailable: the coordinator or blob store cannot be reached; try again
+  6  invalid input (bad name, bad item for --type, bad JSON, too large)
+  7  unauthorized
+
+Errors go to stderr as `kingpin: <kind>: <message>`; with --json as
+{\"error\":{\"kind\":\"not_found\",\"message\":\"...\"}}. Names and values are
+checked before anything is opened or written.";
+
+const LONG_ABOUT: &str = "\
+Administer kingpin configs, managed data, deciders and metaconfig.
+
+Backends are chosen, first match wins, by --coordinator/--blobstore,
+KINGPIN_COORDINATOR/KINGPIN_BLOBSTORE, the config file (--config,
+KINGPIN_CONFIG, else $XDG_CONFIG_HOME/kingpin/config.toml or
+~/.config/kingpin/config.toml; keys coordinator, blobstore, author), and
+otherwise the embedded stack in $KINGPIN_HOME/.kingpin/ or ./.kingpin/
+(SQLite coordinator, local blob directory). `kingpin backends` shows the
+choice.";
+
+/// kingpin: dynamic configuration and service discovery, administered.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kingpin",
+    version,
+    about = "Administer kingpin configs, managed data, deciders and metaconfig",
+    long_about = LONG_ABOUT,
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes: backends, author and output format.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Coordinator URL: zk://h:2181/chroot, etcd://h:2379/prefix,
+    /// sqlite:///path/kingpin.db or memory://.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "KINGPIN_COORDINATOR",
+        hide_env_values = true
+    )]
+    pub coordinator: Option<String>,
+    /// Blob store URL: s3://bucket/prefix?endpoint=..., file:///dir or
+    /// memory://. Credentials come from the environment, never the URL.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "KINGPIN_BLOBSTORE",
+        hide_env_values = true
+    )]
+    pub blobstore: Option<String>,
+    /// TOML file with `coordinator`, `blobstore` and `author`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "KINGPIN_CONFIG",
+        hide_env_values = true
+    )]
+    pub config: Option<PathBuf>,
+    /// Who makes the change (default: the config file's author, else $USER).
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "KINGPIN_AUTHOR",
+        hide_env_values = true
+    )]
+    pub author: Option<String>,
+    /// Machine-readable output: JSON on stdout, JSON errors on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing on success but the data asked for.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Versioned configs: get, set, history, rollback, diff, gc.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// A managed list of distinct items (a JSON array).
+    #[command(subcommand)]
+    List(ListCommand),
+    /// A managed map of string keys to values (a JSON object, sorted keys).
+    #[command(subcommand)]
+    Map(MapCommand),
+    /// A managed map of string keys to lists of distinct items.
+    #[command(subcommand)]
+    MappedList(MappedListCommand),
+    /// A managed JSON document.
+    #[command(subcommand)]
+    Json(JsonCommand),
+    /// Decider values in [0, 100] (config.manageddata.admin.decider).
+    #[command(subcommand)]
+    Decider(DeciderCommand),
+    /// Metaconfigs: which configs and serversets monitors sync.
+    #[command(subcommand)]
+    Metaconfig(MetaconfigCommand),
+    /// Dependencies (`*.dep`): groups of metaconfigs hosts subscribe to.
+    #[command(subcommand)]
+    Dep(DepCommand),
+    /// Show the coordinator, blob store and author in use, and where each
+    /// setting came from (URL options are never shown).
+    Backends,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// Where new content comes from: `--file`, `--value`, or else stdin.
+#[derive(Debug, Args)]
+pub struct ContentArgs {
+    /// Read the content from FILE (`-` for stdin).
+    #[arg(short, long, value_name = "FILE", conflicts_with = "value")]
+    pub file: Option<PathBuf>,
+    /// Use TEXT as the content.
+    #[arg(long, value_name = "TEXT")]
+    pub value: Option<String>,
+}
+
+/// Versioned config commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a config's content, exactly as stored (`--json`: the record
+    /// with the content as a string).
+    Get {
+        /// Config name, e.g. config.manageddata.spam.blacklist.
+        name: String,
+        /// An older version instead of the current one.
+        #[arg(long, value_name = "V")]
+        version: Option<u64>,
+    },
+    /// Write a new version from --file, --value or stdin; prints the new
+    /// version number.
+    Set {
+        /// Config name.
+        name: String,
+        #[command(flatten)]
+        content: ContentArgs,
+        /// Compare-and-set: write only if the current version is V (0: only
+        /// if the config does not exist yet); exit code 4 otherwise.
+        #[arg(long, value_name = "V")]
+        if_version: Option<u64>,
+        /// Why (recorded with the version).
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// List versions, newest first: version, time, author, size, sha256
+    /// prefix, message.
+    History {
+        /// Config name.
+        name: String,
+        /// Show only the newest N versions.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Write version V's content as a new version.
+    Rollback {
+        /// Config name.
+        name: String,
+        /// The version to restore.
+        #[arg(long, value_name = "V")]
+        to: u64,
+        /// Why (recorded with the version).
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Unified diff between two versions (default: the previous version and
+    /// the current one). Exits 0 whether or not they differ.
+    Diff {
+        /// Config name.
+        name: String,
+        /// The old version (default: the one before --to).
+        #[arg(long, value_name = "V1")]
+        from: Option<u64>,
+        /// The new version (default: the current one).
+        #[arg(long, value_name = "V2")]
+        to: Option<u64>,
+    },
+    /// Delete the content and history of all but the newest versions, and
+    /// orphan blobs of lost races.
+    Gc {
+        /// Config name.
+        name: String,
+        /// How many versions to keep.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        keep: usize,
+    },
+}
+
+/// How items and values given on the command line are parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ItemType {
+    /// As given.
+    String,
+    /// A 64-bit integer.
+    Int,
+    /// A finite number.
+    Float,
+    /// `true` or `false`.
+    Bool,
+    /// Any JSON value.
+    Json,
+}
+
+/// `--type` for commands that take items or values (default: string).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct TypeArg {
+    /// How ITEMS/VALUEs parse; a bad one is exit code 6, nothing written.
+    #[arg(long = "type", value_enum, default_value_t = ItemType::String)]
+    pub item_type: ItemType,
+}
+
+/// `--type` for reading commands: without it anything is printed, with it
+/// every item must be of that type.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct CheckTypeArg {
+    /// Check that every item is of this type (default: print any JSON).
+    #[arg(long = "type", value_enum)]
+    pub item_type: Option<ItemType>,
+}
+
+/// Managed list commands.
+#[derive(Debug, Subcommand)]
+pub enum ListCommand {
+    /// Print the items, one per line (strings raw, others as JSON).
+    Get {
+        /// Config name.
+        name: String,
+        #[command(flatten)]
+        check: CheckTypeArg,
+    },
+    /// Append items not already there, in one version; prints how many.
+    Add {
+        /// Config name.
+        name: String,
+        /// Items to add.
+        #[arg(required = true, allow_negative_numbers = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Remove items, in one version; prints how many were there.
+    Remove {
+        /// Config name.
+        name: String,
+        /// Items to remove.
+        #[arg(required = true, allow_negative_numbers = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Print `true` or `false` (exit code 0 either way).
+    Contains {
+        /// Config name.
+        name: String,
+        /// The item to look for.
+        #[arg(allow_negative_numbers = true)]
+        item: String,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Replace the whole list (no ITEMS: an empty list).
+    Set {
+        /// Config name.
+        name: String,
+        /// The new items.
+        #[arg(allow_negative_numbers = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Empty the list.
+    Clear {
+        /// Config name.
+        name: String,
+    },
+}
+
+/// Managed map commands.
+#[derive(Debug, Subcommand)]
+pub enum MapCommand {
+    /// Print KEY's value, or every `key<TAB>value` line (strings raw,
+    /// others as JSON). A missing KEY is exit code 3.
+    Get {
+        /// Config name.
+        name: String,
+        /// One key.
+        key: Option<String>,
+        #[command(flatten)]
+        check: CheckTypeArg,
+    },
+    /// Set keys to values, in one version; prints how many changed.
+    Set {
+        /// Config name.
+        name: String,
+        /// KEY VALUE pairs.
+        #[arg(
+            required = true,
+            value_names = ["KEY", "VALUE"],
+            allow_negative_numbers = true
+        )]
+        entries: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Remove keys, in one version; prints how many were there.
+    Remove {
+        /// Config name.
+        name: String,
+        /// Keys to remove.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Print the keys, sorted.
+    Keys {
+        /// Config name.
+        name: String,
+    },
+    /// Empty the map.
+    Clear {
+        /// Config name.
+        name: String,
+    },
+}
+
+/// Managed mapped-list commands.
+#[derive(Debug, Subcommand)]
+pub enum MappedListCommand {
+    /// Print KEY's items one per line, or every `key<TAB>[items]` line.
+    Get {
+        /// Config name.
+        name: String,
+        /// One key.
+        key: Option<String>,
+        #[command(flatten)]
+        check: CheckTypeArg,
+    },
+    /// Append items to KEY's list, in one version; prints how many.
+    Add {
+        /// Config name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Items to add.
+        #[arg(required = true, allow_negative_numbers = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Remove items from KEY's list, in one version; prints how many.
+    Remove {
+        /// Config name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Items to remove.
+        #[arg(required = true, allow_negative_numbers = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Replace KEY's list (duplicates dropped).
+    Set {
+        /// Config name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The new items.
+        #[arg(allow_negative_numbers = true)]
+        items: Vec<String>,
+        #[command(flatten)]
+        ty: TypeArg,
+    },
+    /// Remove KEY and its list.
+    RemoveKey {
+        /// Config name.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// Print the keys, sorted.
+    Keys {
+        /// Config name.
+        name: String,
+    },
+    /// Remove every key.
+    Clear {
+        /// Config name.
+        name: String,
+    },
+}
+
+/// Managed JSON document commands.
+#[derive(Debug, Subcommand)]
+pub enum JsonCommand {
+    /// Print the document, pretty. No document is exit code 3.
+    Get {
+        /// Config name.
+        name: String,
+    },
+    /// Replace the document with JSON from --file, --value or stdin; text
+    /// that is not JSON is exit code 6 and nothing is written.
+    Set {
+        /// Config name.
+        name: String,
+        #[command(flatten)]
+        content: ContentArgs,
+    },
+}
+
+/// Decider commands.
+#[derive(Debug, Subcommand)]
+pub enum DeciderCommand {
+    /// Print a decider's value. Not set is exit code 3.
+    Get {
+        /// Decider name (lower case).
+        name: String,
+    },
+    /// Set a decider to a value in [0, 100] (fractions allowed).
+    Set {
+        /// Decider name (lower case, no spaces).
+        name: String,
+        /// The value, in [0, 100].
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+    },
+    /// Print every `name<TAB>value`.
+    List,
+    /// Remove a decider (exit code 0 whether or not it was set).
+    Remove {
+        /// Decider name.
+        name: String,
+    },
+}
+
+/// Metaconfig commands.
+#[derive(Debug, Subcommand)]
+pub enum MetaconfigCommand {
+    /// Create the metaconfig of a config (idempotent with the same settings).
+    CreateConfig {
+        /// Config name.
+        name: String,
+        /// Longest random delay before a host fetches a change.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_random_delay_ms: u64,
+    },
+    /// Create the metaconfig of serverset discovery.SERVICE.ENV (and its
+    /// node).
+    CreateServerset {
+        /// Service name.
+        service: String,
+        /// Environment, e.g. prod.
+        env: String,
+        /// Longest random delay before a host fetches a change.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_random_delay_ms: u64,
+    },
+    /// Print a metaconfig. Missing is exit code 3.
+    Show {
+        /// Config or serverset name.
+        name: String,
+    },
+    /// Print every metaconfig name.
+    List,
+    /// Remove a metaconfig and its membership in every dependency.
+    Remove {
+        /// Config or serverset name.
+        name: String,
+    },
+}
+
+/// Dependency commands.
+#[derive(Debug, Subcommand)]
+pub enum DepCommand {
+    /// Create an empty dependency (idempotent).
+    Create {
+        /// Dependency name, ending in .dep.
+        dep: String,
+    },
+    /// Add metaconfigs or dependencies to a dependency; all must exist.
+    Add {
+        /// Dependency name.
+        dep: String,
+        /// Metaconfig or dependency names.
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Remove members from a dependency.
+    Remove {
+        /// Dependency name.
+        dep: String,
+        /// Member names.
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Print a dependency's direct members, or with --resolved everything a
+    /// subscription reaches.
+    Show {
+        /// Dependency name.
+        dep: String,
+        /// Resolve recursively (plus base.dep): metaconfigs, dependencies
+        /// visited, and members that are missing.
+        #[arg(long)]
+        resolved: bool,
+    },
+    /// Print every dependency name.
+    List,
+    /// Delete a dependency, its members list and its membership elsewhere.
+    Delete {
+        /// Dependency name.
+        dep: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

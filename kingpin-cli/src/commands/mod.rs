@@ -1,0 +1,96 @@
+//! The commands. Each checks its names and values first, then opens the
+//! backends it needs through [`Context`], so invalid input never touches
+//! (or creates) anything.
+
+mod backends;
+mod config;
+mod decider;
+mod dep;
+mod json;
+mod list;
+mod map;
+mod mapped_list;
+mod metaconfig;
+
+use anyhow::Result;
+use clap::CommandFactory;
+use clap_complete::Shell;
+use kingpin::kingpin_api::{ConfigName, ConfigRecord, ConfigStore, Error};
+use serde_json::{json, Value};
+
+use crate::backends::Backends;
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+use crate::settings::Settings;
+
+/// What every command works with.
+pub struct Context {
+    /// The resolved settings.
+    pub settings: Settings,
+    /// The backends, opened on first use.
+    pub backends: Backends,
+    /// Where results go.
+    pub out: Output,
+}
+
+impl Context {
+    /// A context; nothing is opened yet.
+    pub fn new(settings: Settings, out: Output) -> Self {
+        Context {
+            backends: Backends::new(settings.clone()),
+            settings,
+            out,
+        }
+    }
+
+    /// Who makes changes.
+    pub fn author(&self) -> &str {
+        &self.settings.author.value
+    }
+
+    /// The config store, opening both backends.
+    pub async fn store(&self) -> Result<ConfigStore> {
+        self.backends.config_store().await
+    }
+}
+
+/// Runs `command`.
+pub async fn run(command: Command, ctx: &Context) -> Result<()> {
+    match command {
+        Command::Config(command) => config::run(command, ctx).await,
+        Command::List(command) => list::run(command, ctx).await,
+        Command::Map(command) => map::run(command, ctx).await,
+        Command::MappedList(command) => mapped_list::run(command, ctx).await,
+        Command::Json(command) => json::run(command, ctx).await,
+        Command::Decider(command) => decider::run(command, ctx).await,
+        Command::Metaconfig(command) => metaconfig::run(command, ctx).await,
+        Command::Dep(command) => dep::run(command, ctx).await,
+        Command::Backends => backends::run(ctx),
+        Command::Completions { shell } => print_completions(shell, ctx.out),
+    }
+}
+
+/// Prints the completion script for `shell`.
+pub fn print_completions(shell: Shell, out: Output) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kingpin", &mut script);
+    out.raw(&script)
+}
+
+/// A config name, checked before any I/O.
+fn config_name(name: &str) -> Result<ConfigName, Error> {
+    ConfigName::parse(name)
+}
+
+/// A version record as JSON, with the config's name.
+fn record_json(name: &ConfigName, record: &ConfigRecord) -> Value {
+    json!({
+        "name": name.as_str(),
+        "version": record.version,
+        "sha256": record.sha256,
+        "size": record.size,
+        "author": record.author,
+        "message": record.message,
+        "timestamp_ms": record.timestamp_ms,
+    })
+}

@@ -1,0 +1,96 @@
+//! `kingpin`: the admin command line of kingpin's config core — versioned
+//! configs, managed lists, maps, mapped lists and JSON documents, decider
+//! values, metaconfigs and dependencies.
+//!
+//! Backends are picked by `--coordinator`/`--blobstore`, then
+//! `KINGPIN_COORDINATOR`/`KINGPIN_BLOBSTORE`, then the TOML config file
+//! (`--config`, `KINGPIN_CONFIG`, or `$XDG_CONFIG_HOME/kingpin/config.toml`),
+//! and otherwise the embedded SQLite + local-directory stack in
+//! `$KINGPIN_HOME/.kingpin/` or `./.kingpin/` (see [`settings`]).
+//!
+//! Exit codes:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | other failure (backend errors) |
+//! | 2 | usage error (clap's own, or e.g. a KEY without its VALUE) |
+//! | 3 | not found (`NotFound`) |
+//! | 4 | conflict (`BadVersion`, `AlreadyExists`, `NotEmpty`) |
+//! | 5 | unavailable, try again (`Unavailable`, `SessionExpired`) |
+//! | 6 | invalid input (`InvalidArgument`, `TooLarge`, a bad `--type` item, bad JSON) |
+//! | 7 | unauthorized (`Unauthorized`) |
+//!
+//! Errors go to stderr as `kingpin: <kind>: <message>`, or with `--json`
+//! as `{"error":{"kind":"not_found","message":"..."}}`. Names and values
+//! are validated before any backend is opened, so invalid input writes
+//! (and creates) nothing.
+
+mod backends;
+mod cli;
+mod commands;
+mod content;
+mod failure;
+mod items;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::cli::{Cli, Command};
+use crate::commands::Context;
+use crate::output::Output;
+use crate::settings::Settings;
+
+fn main() -> ExitCode {
+    // clap prints help and usage errors itself (usage errors exit with 2).
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let out = Output::new(cli.global.json, cli.global.quiet);
+    let result = match cli.command {
+        // Completions need no settings, so a broken config file cannot
+        // break them.
+        Command::Completions { shell } => commands::print_completions(shell, out),
+        command => run(command, &cli.global, &matches, out),
+    };
+    match result {
+        Ok(()) => ExitCode::from(failure::SUCCESS),
+        Err(err) => {
+            failure::report(&err, out.is_json());
+            ExitCode::from(failure::exit_code(&err))
+        }
+    }
+}
+
+/// Resolves the settings and runs `command` on a Tokio runtime, closing
+/// the coordinator afterwards whatever the outcome.
+fn run(
+    command: Command,
+    global: &cli::GlobalArgs,
+    matches: &clap::ArgMatches,
+    out: Output,
+) -> Result<()> {
+    let settings = Settings::resolve(global, matches)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let ctx = Context::new(settings, out);
+        let result = commands::run(command, &ctx).await;
+        ctx.backends.close().await;
+        result
+    });
+    // Backends may leave blocking work (a SQLite heartbeat) behind; do not
+    // wait long for it on the way out.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
