@@ -21,6 +21,14 @@ pub const DEFAULT_MAX_CONFIG_SIZE: usize = 16 * 1024 * 1024;
 pub const DEFAULT_KEEP_VERSIONS: usize = 100;
 /// Optimistic attempts `update` makes before giving up under contention.
 const MAX_UPDATE_ATTEMPTS: usize = 200;
+/// How long a writer that lost a compare-and-set waits before its next
+/// attempt: full jitter from 2 ms, doubling to at most 32 ms. A low ceiling
+/// keeps a writer that lost several times from waiting much longer than
+/// the others.
+fn conflict_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(2), Duration::from_millis(32))
+}
+
 /// Configs whose last written content a store remembers for `update`.
 const WRITTEN_CACHE_CONFIGS: usize = 1024;
 
@@ -186,7 +194,7 @@ impl ConfigStore {
         change: &ChangeInfo,
     ) -> Result<ConfigRecord> {
         // Only the record is needed: the old content does not matter.
-        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(250));
+        let mut backoff = conflict_backoff();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let current = self.record(name).await?;
             let expected = current.as_ref().map(|(r, v)| (r, *v));
@@ -321,7 +329,7 @@ impl ConfigStore {
     where
         F: FnMut(Option<&Bytes>) -> Result<Option<Bytes>>,
     {
-        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(250));
+        let mut backoff = conflict_backoff();
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let current = match self.record(name).await? {
                 None => None,
