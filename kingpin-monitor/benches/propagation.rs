@@ -1,0 +1,387 @@
+//! Propagation benchmark: N monitors in one process, each with its own
+//! ZooKeeper session and output directory, subscribed to one dependency;
+//! a writer updates a config K times. Reported: the time from each write's
+//! acknowledgement to each monitor's file rename (p50, p99, max over N×K),
+//! and the same for N bare watchers that only note when the notification
+//! arrives (the floor). Then the `kingpin-monitor` binary's RSS and idle
+//! CPU with 100 subscriptions.
+//!
+//! `cargo bench -p kingpin-monitor --bench propagation` (N=1000, K=20;
+//! `KINGPIN_BENCH_N`, `KINGPIN_BENCH_K` override) uses the servers named by
+//! `KINGPIN_TEST_ZK` and `KINGPIN_TEST_S3` or starts its own. Under
+//! `cargo test` it runs N=5, K=3 as a smoke test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
+use kingpin_api::{BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator, WatchKind};
+use kingpin_conformance_tests::endpoints::{bench_endpoint, bench_s3};
+use kingpin_conformance_tests::latency::Latencies;
+use kingpin_conformance_tests::s3::aws_sdk_store;
+use kingpin_conformance_tests::servers::ServerKind;
+use kingpin_conformance_tests::{unique_namespace, unique_suffix};
+use kingpin_monitor::{Monitor, MonitorSettings};
+
+fn env_number(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn report(what: &str, samples: Vec<Duration>) -> Latencies {
+    let samples = Latencies::new(samples);
+    println!(
+        "{what:<34} n={:<6} p50={:>9.1} ms   p99={:>9.1} ms   max={:>9.1} ms",
+        samples.len(),
+        samples.percentile_us(50.0) / 1000.0,
+        samples.percentile_us(99.0) / 1000.0,
+        samples.max_us() / 1000.0,
+    );
+    samples
+}
+
+/// Output directories of N "hosts": on tmpfs when there is one, since N
+/// real hosts do not share one disk's fsync queue.
+fn scratch_base() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+struct Setup {
+    zk_url: String,
+    blobstore_url: String,
+    blobs: Arc<dyn BlobStore>,
+    store: ConfigStore,
+    coordinator: Arc<dyn Coordinator>,
+}
+
+/// Latencies of every instance in every round, measured from the write's
+/// start and from its acknowledgement.
+#[derive(Default)]
+struct Samples {
+    from_start: Vec<Duration>,
+    from_ack: Vec<Duration>,
+}
+
+async fn writes_to(
+    setup: &Setup,
+    name: &ConfigName,
+    k: usize,
+    mut wait_all: impl FnMut(u64) -> tokio::sync::oneshot::Receiver<Vec<Instant>>,
+) -> Samples {
+    let mut samples = Samples::default();
+    for round in 1..=k {
+        let version = setup
+            .store
+            .record(name)
+            .await
+            .unwrap()
+            .map_or(1, |(r, _)| r.version + 1);
+        let seen = wait_all(version);
+        let content = Bytes::from(format!("[{round}]"));
+        let started = Instant::now();
+        setup
+            .store
+            .write(name, content, &ChangeInfo::new("bench", "round"))
+            .await
+            .unwrap();
+        let acked = Instant::now();
+        let seen = tokio::time::timeout(Duration::from_secs(60), seen)
+            .await
+            .expect("every instance saw the version within 60 s")
+            .expect("the waiters report");
+        samples
+            .from_start
+            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
+        samples
+            .from_ack
+            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
+    }
+    samples
+}
+
+/// N monitors; returns the ack → rename latencies.
+async fn monitors(setup: &Setup, n: usize, k: usize) -> Samples {
+    let name = ConfigName::parse(&format!(
+        "config.bench.m{}",
+        unique_suffix().replace('-', "_")
+    ))
+    .unwrap();
+    let dep =
+        ConfigName::parse(&format!("bench{}.dep", unique_suffix().replace('-', "_"))).unwrap();
+    let manager = MetaConfigManager::new(setup.coordinator.clone());
+    manager
+        .create(&MetaConfig::config(name.clone()).unwrap())
+        .await
+        .unwrap();
+    manager.create_dependency(&dep).await.unwrap();
+    manager.add_to_dependency(&dep, &name).await.unwrap();
+    setup
+        .store
+        .write(
+            &name,
+            Bytes::from_static(b"[0]"),
+            &ChangeInfo::new("bench", "init"),
+        )
+        .await
+        .unwrap();
+    let base = tempfile::tempdir_in(scratch_base()).unwrap();
+    let mut running = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut settings = MonitorSettings::new(&setup.zk_url, &setup.blobstore_url, dep.clone());
+        settings.config_dir = base.path().join(format!("host{i}/config"));
+        settings.serverset_dir = base.path().join(format!("host{i}/serverset"));
+        settings.admin_addr = None;
+        running.push(
+            Monitor::start_with_blob_store(settings, setup.blobs.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    let started = Instant::now();
+    for monitor in &running {
+        let name = name.clone();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            monitor
+                .state()
+                .wait_for(|s| s.entry(&name).and_then(|e| e.version) == Some(1)),
+        )
+        .await
+        .expect("every monitor synced the first version");
+    }
+    println!(
+        "{n} monitors started and synced in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let states: Vec<_> = running.iter().map(|m| m.state().clone()).collect();
+    let samples = writes_to(setup, &name, k, |version| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waits: Vec<_> = states
+            .iter()
+            .map(|state| {
+                let state = state.clone();
+                let name = name.clone();
+                tokio::spawn(async move {
+                    state
+                        .wait_for(|s| {
+                            s.entry(&name).and_then(|e| e.version).unwrap_or(0) >= version
+                        })
+                        .await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        tokio::spawn(async move {
+            let mut seen = Vec::with_capacity(waits.len());
+            for wait in waits {
+                seen.push(wait.await.expect("waiter"));
+            }
+            let _ = tx.send(seen);
+        });
+        rx
+    })
+    .await;
+    drop(running);
+    samples
+}
+
+/// N bare watchers on their own sessions; returns ack → notification.
+async fn bare_watchers(setup: &Setup, n: usize, k: usize) -> Samples {
+    let name = ConfigName::parse(&format!(
+        "config.bench.w{}",
+        unique_suffix().replace('-', "_")
+    ))
+    .unwrap();
+    setup
+        .store
+        .write(
+            &name,
+            Bytes::from_static(b"[0]"),
+            &ChangeInfo::new("bench", "init"),
+        )
+        .await
+        .unwrap();
+    let mut sessions = Vec::with_capacity(n);
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let session = kingpin::open_coordinator(&setup.zk_url).await.unwrap();
+        streams.push(
+            session
+                .watch(name.node_path(), WatchKind::Data)
+                .await
+                .unwrap(),
+        );
+        sessions.push(session);
+    }
+    let streams = Arc::new(tokio::sync::Mutex::new(streams));
+    let samples = writes_to(setup, &name, k, |_| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let streams = streams.clone();
+        tokio::spawn(async move {
+            let mut streams = streams.lock().await;
+            let waits = futures::future::join_all(streams.iter_mut().map(|s| async move {
+                s.next().await;
+                Instant::now()
+            }));
+            let _ = tx.send(waits.await);
+        });
+        rx
+    })
+    .await;
+    for session in sessions {
+        let _ = session.close().await;
+    }
+    samples
+}
+
+/// The monitor binary with `count` subscriptions: RSS once synced, and CPU
+/// used over `idle` with nothing changing.
+async fn footprint(setup: &Setup, count: usize, idle: Duration) {
+    let run = unique_suffix().replace('-', "_");
+    let dep = ConfigName::parse(&format!("foot{run}.dep")).unwrap();
+    let manager = MetaConfigManager::new(setup.coordinator.clone());
+    manager.create_dependency(&dep).await.unwrap();
+    for i in 0..count {
+        let name = ConfigName::parse(&format!("config.foot.r{run}.c{i}")).unwrap();
+        setup
+            .store
+            .write(
+                &name,
+                Bytes::from(format!("[{i}]")),
+                &ChangeInfo::new("bench", "init"),
+            )
+            .await
+            .unwrap();
+        manager
+            .create(&MetaConfig::config(name.clone()).unwrap())
+            .await
+            .unwrap();
+        manager.add_to_dependency(&dep, &name).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("monitor.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "coordinator = \"{}\"\nblobstore = \"{}\"\ndependency = \"{dep}\"\nconfig_dir = \"{}\"\nserverset_dir = \"{}\"\nadmin_addr = \"off\"\n",
+            setup.zk_url,
+            setup.blobstore_url,
+            dir.path().join("config").display(),
+            dir.path().join("serverset").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kingpin-monitor"))
+        .arg("--config")
+        .arg(&settings)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("the monitor binary");
+    let config_dir = dir.path().join("config");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Another process: its files are polled.
+    while std::fs::read_dir(&config_dir).map_or(0, |d| d.count()) < count {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor did not sync {count} configs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id();
+    let cpu = |pid: u32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    };
+    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let before = cpu(pid);
+    tokio::time::sleep(idle).await;
+    let used = cpu(pid) - before;
+    println!(
+        "monitor binary, {count} subscriptions: RSS {:.1} MiB, idle CPU {:.2}% of one core over {:.0} s",
+        rss_kib as f64 / 1024.0,
+        used / idle.as_secs_f64() * 100.0,
+        idle.as_secs_f64()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::main]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (n, k, subscriptions, idle) = if full {
+        (
+            env_number("KINGPIN_BENCH_N", 1000),
+            env_number("KINGPIN_BENCH_K", 20),
+            100,
+            Duration::from_secs(30),
+        )
+    } else {
+        (5, 3, 5, Duration::from_secs(1))
+    };
+    let mut servers = Vec::new();
+    let zk = bench_endpoint(ServerKind::ZooKeeper, &mut servers).await;
+    let (s3, credentials) = bench_s3(&mut servers).await;
+    std::env::set_var("AWS_ACCESS_KEY_ID", &credentials.access_key);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", &credentials.secret_key);
+    let prefix = unique_suffix();
+    let sdk = aws_sdk_store(&s3, &credentials, "kingpin-bench", &prefix).await;
+    let blobs: Arc<dyn BlobStore> = Arc::new(sdk);
+    let zk_url = format!("zk://{zk}{}", unique_namespace());
+    let coordinator = kingpin::open_coordinator(&zk_url).await.unwrap();
+    let setup = Setup {
+        blobstore_url: format!(
+            "s3://kingpin-bench/{prefix}?endpoint={s3}&region=us-east-1&path_style=true&conditional_put=if-none-match"
+        ),
+        store: ConfigStore::new(coordinator.clone(), blobs.clone()),
+        zk_url,
+        blobs,
+        coordinator,
+    };
+    println!(
+        "propagation benchmark ({} run; N={n}, K={k}; ZooKeeper {zk}, S3 {s3}; output on {})",
+        if full { "full" } else { "smoke" },
+        scratch_base().display()
+    );
+    // `ConfigStore::write` acknowledges after its history entry, a blob put
+    // made after the record's compare-and-set, so watchers are often
+    // notified before the ack; the comparison with the floor is therefore
+    // made from the write's start.
+    let floor = bare_watchers(&setup, n, k).await;
+    report("bare watchers: ack → notified", floor.from_ack);
+    let floor = report("bare watchers: start → notified", floor.from_start);
+    let monitored = monitors(&setup, n, k).await;
+    report("monitors: ack → file renamed", monitored.from_ack);
+    let monitored = report("monitors: start → file renamed", monitored.from_start);
+    println!(
+        "monitor / floor: p50 {:.2}x, p99 {:.2}x",
+        monitored.percentile_us(50.0) / floor.percentile_us(50.0).max(1.0),
+        monitored.percentile_us(99.0) / floor.percentile_us(99.0).max(1.0),
+    );
+    footprint(&setup, subscriptions, idle).await;
+}

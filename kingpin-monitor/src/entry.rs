@@ -1,0 +1,298 @@
+//! Keeping one config or serverset file in sync: watch its node, fetch the
+//! newest version when it changes (bursts coalesce into one fetch), verify,
+//! replace the file atomically, run the host's hooks, and re-check
+//! periodically. Errors keep the last good file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kingpin_api::metaconfig::{MetaConfig, MetaConfigKind};
+use kingpin_api::{
+    Backoff, ConfigStore, Coordinator, ErrorKind, WatchEvent, WatchKind, WatchStream,
+};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::atomic_file::write_atomically;
+use crate::hooks::run_hooks;
+use crate::metrics::Metrics;
+use crate::serverset::{member_endpoint, serverset_file};
+use crate::settings::MonitorSettings;
+use crate::state::{now_ms, MonitorState};
+
+/// What every entry's sync loop shares.
+#[derive(Debug)]
+pub(crate) struct SyncContext {
+    pub coordinator: Arc<dyn Coordinator>,
+    pub store: ConfigStore,
+    pub settings: Arc<MonitorSettings>,
+    pub state: Arc<MonitorState>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A failed sync: the stage (for metrics) and what happened.
+struct SyncError {
+    stage: &'static str,
+    message: String,
+}
+
+impl SyncError {
+    fn fetch(e: impl std::fmt::Display) -> Self {
+        SyncError {
+            stage: "fetch",
+            message: e.to_string(),
+        }
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(data))
+}
+
+/// One entry's sync loop. Runs until its task is aborted.
+pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
+    let dir = match metaconfig.kind {
+        MetaConfigKind::Config => ctx.settings.config_dir.clone(),
+        MetaConfigKind::Serverset => ctx.settings.serverset_dir.clone(),
+    };
+    let file = dir.join(&metaconfig.file_name);
+    ctx.state.update(&metaconfig.name, |e| {
+        e.kind = Some(metaconfig.kind);
+        e.file = file.display().to_string();
+    });
+    // What is on disk from before (a restart keeps last good files), so an
+    // unchanged version is not rewritten and its hooks do not run again.
+    let mut on_disk = read_sha(file.clone()).await;
+    let watch_kind = match metaconfig.kind {
+        MetaConfigKind::Config => WatchKind::Data,
+        MetaConfigKind::Serverset => WatchKind::Children,
+    };
+    let mut watch: Option<WatchStream> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        // Armed before the read, so a change after the read is not missed.
+        if watch.is_none() {
+            match ctx
+                .coordinator
+                .watch(&metaconfig.node_path, watch_kind)
+                .await
+            {
+                Ok(stream) => watch = Some(stream),
+                Err(e) => {
+                    ctx.metrics.error("watch");
+                    tracing::warn!(name = %metaconfig.name, error = %e, "cannot watch");
+                }
+            }
+        }
+        let retry = match sync_once(&metaconfig, &ctx, &dir, &mut on_disk).await {
+            Ok(()) => {
+                backoff.reset();
+                ctx.state.update(&metaconfig.name, |e| e.error = None);
+                (watch.is_none()).then(|| backoff.next_delay())
+            }
+            Err(e) => {
+                ctx.metrics.error(e.stage);
+                tracing::warn!(name = %metaconfig.name, stage = e.stage, error = %e.message, "sync failed; keeping the last good file");
+                ctx.state
+                    .update(&metaconfig.name, |entry| entry.error = Some(e.message));
+                Some(backoff.next_delay())
+            }
+        };
+        let reconcile = ctx.settings.reconcile_interval
+            + jitter(ctx.settings.reconcile_jitter.as_millis() as u64);
+        let wait = retry.map_or(reconcile, |r| r.min(reconcile));
+        tokio::select! {
+            event = next_event(&mut watch) => {
+                match event {
+                    Some(WatchEvent::Resync) => {
+                        ctx.metrics.watch_resyncs.inc();
+                    }
+                    Some(_) => {}
+                    None => watch = None,
+                }
+                drain(&mut watch, &ctx.metrics);
+                if metaconfig.max_random_delay_ms > 0 {
+                    tokio::time::sleep(jitter(metaconfig.max_random_delay_ms)).await;
+                    drain(&mut watch, &ctx.metrics);
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn jitter(max_ms: u64) -> Duration {
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::rng().random_range(0..=max_ms))
+}
+
+async fn next_event(watch: &mut Option<WatchStream>) -> Option<WatchEvent> {
+    match watch {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Takes every event already waiting: a burst becomes one fetch.
+fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) {
+    while let Some(stream) = watch {
+        match futures::FutureExt::now_or_never(stream.next()) {
+            Some(Some(WatchEvent::Resync)) => {
+                metrics.watch_resyncs.inc();
+            }
+            Some(Some(_)) => {}
+            Some(None) => *watch = None,
+            None => break,
+        }
+    }
+}
+
+async fn read_sha(file: PathBuf) -> Option<String> {
+    tokio::task::spawn_blocking(move || std::fs::read(file).ok().map(|data| sha256_hex(&data)))
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn sync_once(
+    metaconfig: &MetaConfig,
+    ctx: &SyncContext,
+    dir: &std::path::Path,
+    on_disk: &mut Option<String>,
+) -> Result<(), SyncError> {
+    let name = &metaconfig.name;
+    let fetched = match metaconfig.kind {
+        MetaConfigKind::Config => fetch_config(metaconfig, ctx, on_disk.as_deref()).await?,
+        MetaConfigKind::Serverset => fetch_serverset(metaconfig, ctx).await?,
+    };
+    let fetched_at = now_ms();
+    let Some(fetched) = fetched else {
+        // Nothing written yet, or already on disk.
+        ctx.state
+            .update(name, |e| e.last_fetch_ms = Some(fetched_at));
+        return Ok(());
+    };
+    if on_disk.as_deref() != Some(fetched.sha256.as_str()) {
+        let (dir, file_name, content) = (
+            dir.to_path_buf(),
+            metaconfig.file_name.clone(),
+            fetched.content.clone(),
+        );
+        let path =
+            tokio::task::spawn_blocking(move || write_atomically(&dir, &file_name, &content))
+                .await
+                .map_err(|e| SyncError {
+                    stage: "write",
+                    message: e.to_string(),
+                })?
+                .map_err(|e| SyncError {
+                    stage: "write",
+                    message: format!("cannot write {}: {e}", metaconfig.file_name),
+                })?;
+        let written_at = now_ms();
+        *on_disk = Some(fetched.sha256.clone());
+        ctx.metrics.files_written.inc();
+        if let Some(changed) = fetched.changed_ms {
+            ctx.metrics
+                .observe_lag(Duration::from_millis(written_at.saturating_sub(changed)));
+        }
+        ctx.state
+            .update(name, |e| e.last_write_ms = Some(written_at));
+        let failures = run_hooks(&ctx.settings.hooks, name, &path, fetched.version).await;
+        if !failures.is_empty() {
+            ctx.metrics.error("hook");
+            ctx.state.update(name, |e| {
+                e.version = fetched.version;
+                e.sha256 = Some(fetched.sha256.clone());
+                e.last_change_ms = fetched.changed_ms;
+                e.last_fetch_ms = Some(fetched_at);
+            });
+            return Err(SyncError {
+                stage: "hook",
+                message: failures.join("; "),
+            });
+        }
+    }
+    ctx.state.update(name, |e| {
+        e.version = fetched.version;
+        e.sha256 = Some(fetched.sha256);
+        e.last_change_ms = fetched.changed_ms;
+        e.last_fetch_ms = Some(fetched_at);
+        e.members = fetched.members;
+    });
+    Ok(())
+}
+
+/// A version to put on disk.
+struct Fetched {
+    content: bytes::Bytes,
+    sha256: String,
+    version: Option<u64>,
+    changed_ms: Option<u64>,
+    members: Option<usize>,
+}
+
+/// The newest version of a config, verified; `None` when the config does
+/// not exist yet. When the file on disk already has the record's sha256,
+/// the blob is not fetched.
+async fn fetch_config(
+    metaconfig: &MetaConfig,
+    ctx: &SyncContext,
+    on_disk: Option<&str>,
+) -> Result<Option<Fetched>, SyncError> {
+    let name = &metaconfig.name;
+    let Some((record, _)) = ctx.store.record(name).await.map_err(SyncError::fetch)? else {
+        return Ok(None);
+    };
+    let content = if on_disk == Some(record.sha256.as_str()) {
+        bytes::Bytes::new()
+    } else {
+        ctx.store
+            .content(name, &record)
+            .await
+            .map_err(SyncError::fetch)?
+    };
+    Ok(Some(Fetched {
+        content,
+        sha256: record.sha256,
+        version: Some(record.version),
+        changed_ms: Some(record.timestamp_ms),
+        members: None,
+    }))
+}
+
+/// The serverset's live members as file content.
+async fn fetch_serverset(
+    metaconfig: &MetaConfig,
+    ctx: &SyncContext,
+) -> Result<Option<Fetched>, SyncError> {
+    let path = &metaconfig.node_path;
+    let children = match ctx.coordinator.children(path).await {
+        Ok(children) => children,
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(SyncError::fetch(e)),
+    };
+    let mut endpoints = Vec::with_capacity(children.len());
+    for child in children {
+        let member = path.join(&child).map_err(SyncError::fetch)?;
+        match ctx.coordinator.get(&member).await {
+            Ok(node) => endpoints.extend(member_endpoint(&child, &node.data)),
+            // The member left meanwhile.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(SyncError::fetch(e)),
+        }
+    }
+    let members = endpoints.len();
+    let content = bytes::Bytes::from(serverset_file(endpoints));
+    Ok(Some(Fetched {
+        sha256: sha256_hex(&content),
+        content,
+        version: None,
+        changed_ms: None,
+        members: Some(members),
+    }))
+}
