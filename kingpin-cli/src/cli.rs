@@ -131,6 +131,14 @@ pub enum Command {
     /// Show the coordinator, blob store and author in use, and where each
     /// setting came from (URL options are never shown).
     Backends,
+    /// Run the embedded stack in the foreground: the SQLite coordinator and
+    /// local blobs under .kingpin/, a monitor subscribed to dev.dep writing
+    /// files under .kingpin/var/, and the admin port.
+    Dev {
+        /// Where the monitor's admin HTTP server listens.
+        #[arg(long, default_value = "127.0.0.1:9898", value_name = "ADDR")]
+        admin_addr: std::net::SocketAddr,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.

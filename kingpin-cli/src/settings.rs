@@ -203,7 +203,7 @@ fn read_config_file(path: &Path) -> Result<FileSettings, Error> {
 
 /// The absolute directory holding `.kingpin/`: `$KINGPIN_HOME` or the
 /// working directory.
-fn embedded_home() -> Result<PathBuf, Error> {
+pub fn embedded_home() -> Result<PathBuf, Error> {
     let cwd = || {
         std::env::current_dir().map_err(|e| {
             Error::invalid("cannot determine the working directory for .kingpin/").with_source(e)

@@ -6,6 +6,7 @@ mod backends;
 mod config;
 mod decider;
 mod dep;
+mod dev;
 mod json;
 mod list;
 mod map;
@@ -66,6 +67,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Metaconfig(command) => metaconfig::run(command, ctx).await,
         Command::Dep(command) => dep::run(command, ctx).await,
         Command::Backends => backends::run(ctx),
+        Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
     }
 }
