@@ -1,0 +1,200 @@
+//! [`ManagedListReader`]: a managed list's local file.
+
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::{is_blank, parse_json};
+use crate::error::Result;
+use crate::file::ConfigFile;
+use crate::name::file_in;
+
+/// The items of a managed list, in file order, with an index for O(1)
+/// membership tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSnapshot<T: Eq + Hash> {
+    items: Vec<T>,
+    index: HashSet<T>,
+}
+
+impl<T: Eq + Hash> Default for ListSnapshot<T> {
+    fn default() -> Self {
+        ListSnapshot {
+            items: Vec::new(),
+            index: HashSet::new(),
+        }
+    }
+}
+
+impl<T: Eq + Hash + Clone> ListSnapshot<T> {
+    /// A snapshot of `items`, in this order.
+    pub fn new(items: Vec<T>) -> Self {
+        let index = items.iter().cloned().collect();
+        ListSnapshot { items, index }
+    }
+}
+
+impl<T: Eq + Hash + Clone + DeserializeOwned> ListSnapshot<T> {
+    /// A managed list file's content: a JSON array of `T`, or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Content`](crate::Error::Content) for anything else.
+    pub fn parse(content: &[u8]) -> Result<Self> {
+        if is_blank(content) {
+            return Ok(Self::default());
+        }
+        Ok(Self::new(parse_json(
+            content,
+            "a managed list (a JSON array)",
+        )?))
+    }
+}
+
+impl<T: Eq + Hash> ListSnapshot<T> {
+    /// The items, in file order.
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
+    /// Whether `item` is in the list, in O(1).
+    pub fn contains<Q>(&self, item: &Q) -> bool
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index.contains(item)
+    }
+
+    /// How many items the list has.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// A managed list (`ManagedList` in kingpin-api, a JSON array on disk),
+/// reloaded when its file changes.
+///
+/// ```
+/// use kingpin_client::ManagedListReader;
+/// # let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("config.manageddata.spam.blacklist"), r#"["1.2.3.4", "5.6.7.8"]"#)?;
+/// let blacklist = ManagedListReader::<String>::open_in(dir.path(), "config.manageddata.spam.blacklist")?;
+/// assert!(blacklist.contains("1.2.3.4"));
+/// assert_eq!(blacklist.len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ManagedListReader<T: Eq + Hash = String> {
+    file: ConfigFile<ListSnapshot<T>>,
+}
+
+impl<T> ManagedListReader<T>
+where
+    T: Eq + Hash + Clone + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Reads the list file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ConfigFile::open`]: the file must exist and hold a list.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        Ok(ManagedListReader {
+            file: ConfigFile::open(path, ListSnapshot::parse)?,
+        })
+    }
+
+    /// Reads the list config `name` in the config directory `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`](crate::Error::InvalidName), before any I/O,
+    /// when `name` is not a plain file name; else as [`open`](Self::open).
+    pub fn open_in(dir: impl AsRef<Path>, name: &str) -> Result<Self> {
+        Self::open(file_in(dir, name)?)
+    }
+
+    /// Reads the list file at `path`, as an empty list while it is missing
+    /// or broken (KingPin read a config that does not exist as empty).
+    ///
+    /// # Errors
+    ///
+    /// As [`ConfigFile::open_or`].
+    pub fn open_or_empty(path: impl Into<PathBuf>) -> Result<Self> {
+        Ok(ManagedListReader {
+            file: ConfigFile::open_or(path, ListSnapshot::default(), ListSnapshot::parse)?,
+        })
+    }
+
+    /// The file, its load status and change callbacks.
+    pub fn file(&self) -> &ConfigFile<ListSnapshot<T>> {
+        &self.file
+    }
+
+    /// The current list, without copying it.
+    pub fn snapshot(&self) -> Arc<ListSnapshot<T>> {
+        self.file.snapshot()
+    }
+
+    /// A copy of the items, in file order ([`snapshot`](Self::snapshot)
+    /// reads them without copying).
+    pub fn items(&self) -> Vec<T> {
+        self.file.snapshot().items().to_vec()
+    }
+
+    /// Whether `item` is in the list, in O(1).
+    pub fn contains<Q>(&self, item: &Q) -> bool
+    where
+        T: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.file.snapshot().contains(item)
+    }
+
+    /// How many items the list has.
+    pub fn len(&self) -> usize {
+        self.file.snapshot().len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.file.snapshot().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_array_is_a_list_in_file_order() {
+        let list = ListSnapshot::<String>::parse(br#"["b", "a"]"#).unwrap();
+        assert_eq!(list.items(), ["b", "a"]);
+        assert!(list.contains("a"));
+        assert!(!list.contains("c"));
+        assert_eq!(list.len(), 2);
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_list() {
+        for empty in [&b""[..], b"  \n", b"[]"] {
+            assert!(ListSnapshot::<u64>::parse(empty).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_refused() {
+        for bad in [&br#"{"a": 1}"#[..], br#"["a", 1]"#, b"\"a\"", b"[1,"] {
+            assert!(ListSnapshot::<String>::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
