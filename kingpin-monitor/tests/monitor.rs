@@ -597,3 +597,72 @@ async fn kill_9_mid_write_never_leaves_a_torn_file() {
     monitor.kill().unwrap();
     monitor.wait().unwrap();
 }
+
+/// A serverset's live members (Finagle JSON, or KingPin's `<id>-host:port`
+/// names) become sorted `host:port` lines; a member leaving is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serversets_become_sorted_host_port_lines() {
+    let backends = sqlite_fs().await;
+    let out = tempfile::tempdir().unwrap();
+    let manager = MetaConfigManager::new(backends.coordinator.clone());
+    let serverset = MetaConfig::serverset("web", "prod").unwrap();
+    manager.create(&serverset).await.unwrap();
+    manager.create_dependency(&name("host.dep")).await.unwrap();
+    manager
+        .add_to_dependency(&name("host.dep"), &serverset.name)
+        .await
+        .unwrap();
+    let member = |host: &str, port: u16| {
+        format!(
+            r#"{{"serviceEndpoint":{{"host":"{host}","port":{port}}},"additionalEndpoints":{{}},"status":"ALIVE","shard":0}}"#
+        )
+    };
+    let members = serverset.node_path.join("member_").unwrap();
+    let coordinator = &backends.coordinator;
+    let b = coordinator
+        .create(
+            &members,
+            member("10.0.0.2", 80).as_bytes(),
+            kingpin_api::CreateMode::EphemeralSequential,
+        )
+        .await
+        .unwrap();
+    coordinator
+        .create(
+            &members,
+            member("10.0.0.1", 80).as_bytes(),
+            kingpin_api::CreateMode::EphemeralSequential,
+        )
+        .await
+        .unwrap();
+    coordinator
+        .create(
+            &serverset
+                .node_path
+                .join("0000000009-10.0.0.3:8080")
+                .unwrap(),
+            b"",
+            kingpin_api::CreateMode::Ephemeral,
+        )
+        .await
+        .unwrap();
+    let monitor = Monitor::start(backends.settings("host.dep", out.path()))
+        .await
+        .unwrap();
+    let file = out.path().join("serverset/discovery.web.prod");
+    wait_for(monitor.state(), "the members", |_| {
+        file_is(&file, b"10.0.0.1:80\n10.0.0.2:80\n10.0.0.3:8080\n")
+    })
+    .await;
+    coordinator.delete(&b, None).await.unwrap();
+    wait_for(monitor.state(), "a member leaving", |_| {
+        file_is(&file, b"10.0.0.1:80\n10.0.0.3:8080\n")
+    })
+    .await;
+    let (_, body) = http_get(
+        monitor.admin_addr().unwrap(),
+        "/serverset/discovery.web.prod",
+    )
+    .await;
+    assert!(body.contains(r#""members":2"#), "{body}");
+}
