@@ -60,7 +60,7 @@ pub use error::{BoxError, Error, Result};
 pub use file::{ConfigFile, ConfigFileBuilder, LoadStatus, Reload};
 pub use managed::{
     JsonReader, ListSnapshot, ManagedListReader, ManagedMapReader, ManagedMappedListReader,
-    MapSnapshot, MappedListSnapshot,
+    ManagedReader, ManagedSnapshot, MapSnapshot, MappedListSnapshot,
 };
 pub use name::{file_in, DEFAULT_CONFIG_DIR, DEFAULT_SERVERSET_DIR};
 pub use serverset::{parse_serverset, Endpoint, ServerSetReader};

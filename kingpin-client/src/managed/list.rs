@@ -3,15 +3,11 @@
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::Hash;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{is_blank, parse_json};
+use super::{is_blank, parse_json, ManagedReader, ManagedSnapshot};
 use crate::error::Result;
-use crate::file::ConfigFile;
-use crate::name::file_in;
 
 /// The items of a managed list, in file order, with an index for O(1)
 /// membership tests.
@@ -81,6 +77,19 @@ impl<T: Eq + Hash> ListSnapshot<T> {
     }
 }
 
+impl<T> ManagedSnapshot for ListSnapshot<T>
+where
+    T: Eq + Hash + Clone + DeserializeOwned + Send + Sync + 'static,
+{
+    fn parse(content: &[u8]) -> Result<Self> {
+        ListSnapshot::parse(content)
+    }
+
+    fn len(&self) -> usize {
+        ListSnapshot::len(self)
+    }
+}
+
 /// A managed list (`ManagedList` in kingpin-api, a JSON array on disk),
 /// reloaded when its file changes.
 ///
@@ -93,58 +102,12 @@ impl<T: Eq + Hash> ListSnapshot<T> {
 /// assert_eq!(blacklist.len(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
-pub struct ManagedListReader<T: Eq + Hash = String> {
-    file: ConfigFile<ListSnapshot<T>>,
-}
+pub type ManagedListReader<T = String> = ManagedReader<ListSnapshot<T>>;
 
-impl<T> ManagedListReader<T>
+impl<T> ManagedReader<ListSnapshot<T>>
 where
     T: Eq + Hash + Clone + DeserializeOwned + Send + Sync + 'static,
 {
-    /// Reads the list file at `path`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConfigFile::open`]: the file must exist and hold a list.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        Ok(ManagedListReader {
-            file: ConfigFile::open(path, ListSnapshot::parse)?,
-        })
-    }
-
-    /// Reads the list config `name` in the config directory `dir`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidName`](crate::Error::InvalidName), before any I/O,
-    /// when `name` is not a plain file name; else as [`open`](Self::open).
-    pub fn open_in(dir: impl AsRef<Path>, name: &str) -> Result<Self> {
-        Self::open(file_in(dir, name)?)
-    }
-
-    /// Reads the list file at `path`, as an empty list while it is missing
-    /// or broken (KingPin read a config that does not exist as empty).
-    ///
-    /// # Errors
-    ///
-    /// As [`ConfigFile::open_or`].
-    pub fn open_or_empty(path: impl Into<PathBuf>) -> Result<Self> {
-        Ok(ManagedListReader {
-            file: ConfigFile::open_or(path, ListSnapshot::default(), ListSnapshot::parse)?,
-        })
-    }
-
-    /// The file, its load status and change callbacks.
-    pub fn file(&self) -> &ConfigFile<ListSnapshot<T>> {
-        &self.file
-    }
-
-    /// The current list, without copying it.
-    pub fn snapshot(&self) -> Arc<ListSnapshot<T>> {
-        self.file.snapshot()
-    }
-
     /// A copy of the items, in file order ([`snapshot`](Self::snapshot)
     /// reads them without copying).
     pub fn items(&self) -> Vec<T> {
@@ -158,16 +121,6 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.file.snapshot().contains(item)
-    }
-
-    /// How many items the list has.
-    pub fn len(&self) -> usize {
-        self.file.snapshot().len()
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.file.snapshot().is_empty()
     }
 }
 

@@ -1,15 +1,11 @@
 //! [`ManagedMapReader`]: a managed hash map's local file.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{is_blank, parse_json};
+use super::{is_blank, parse_json, ManagedReader, ManagedSnapshot};
 use crate::error::Result;
-use crate::file::ConfigFile;
-use crate::name::file_in;
 
 /// The entries of a managed map, by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +74,19 @@ impl<V> MapSnapshot<V> {
     }
 }
 
+impl<V> ManagedSnapshot for MapSnapshot<V>
+where
+    V: DeserializeOwned + Send + Sync + 'static,
+{
+    fn parse(content: &[u8]) -> Result<Self> {
+        MapSnapshot::parse(content)
+    }
+
+    fn len(&self) -> usize {
+        MapSnapshot::len(self)
+    }
+}
+
 /// A managed map (`ManagedHashMap` in kingpin-api, a JSON object on disk),
 /// reloaded when its file changes.
 ///
@@ -90,58 +99,12 @@ impl<V> MapSnapshot<V> {
 /// assert_eq!(limits.keys(), ["burst", "rate"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
-pub struct ManagedMapReader<V = String> {
-    file: ConfigFile<MapSnapshot<V>>,
-}
+pub type ManagedMapReader<V = String> = ManagedReader<MapSnapshot<V>>;
 
-impl<V> ManagedMapReader<V>
+impl<V> ManagedReader<MapSnapshot<V>>
 where
     V: DeserializeOwned + Send + Sync + 'static,
 {
-    /// Reads the map file at `path`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConfigFile::open`]: the file must exist and hold a map.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        Ok(ManagedMapReader {
-            file: ConfigFile::open(path, MapSnapshot::parse)?,
-        })
-    }
-
-    /// Reads the map config `name` in the config directory `dir`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidName`](crate::Error::InvalidName), before any I/O,
-    /// when `name` is not a plain file name; else as [`open`](Self::open).
-    pub fn open_in(dir: impl AsRef<Path>, name: &str) -> Result<Self> {
-        Self::open(file_in(dir, name)?)
-    }
-
-    /// Reads the map file at `path`, as an empty map while it is missing or
-    /// broken.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConfigFile::open_or`].
-    pub fn open_or_empty(path: impl Into<PathBuf>) -> Result<Self> {
-        Ok(ManagedMapReader {
-            file: ConfigFile::open_or(path, MapSnapshot::default(), MapSnapshot::parse)?,
-        })
-    }
-
-    /// The file, its load status and change callbacks.
-    pub fn file(&self) -> &ConfigFile<MapSnapshot<V>> {
-        &self.file
-    }
-
-    /// The current map, without copying it.
-    pub fn snapshot(&self) -> Arc<MapSnapshot<V>> {
-        self.file.snapshot()
-    }
-
     /// A copy of the value of `key`.
     pub fn get(&self, key: &str) -> Option<V>
     where
@@ -158,16 +121,6 @@ where
     /// The keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         self.file.snapshot().keys().map(str::to_owned).collect()
-    }
-
-    /// How many entries the map has.
-    pub fn len(&self) -> usize {
-        self.file.snapshot().len()
-    }
-
-    /// Whether the map is empty.
-    pub fn is_empty(&self) -> bool {
-        self.file.snapshot().is_empty()
     }
 }
 

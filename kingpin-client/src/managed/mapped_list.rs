@@ -3,15 +3,11 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::hash::Hash;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{is_blank, parse_json, ListSnapshot};
+use super::{is_blank, parse_json, ListSnapshot, ManagedReader, ManagedSnapshot};
 use crate::error::Result;
-use crate::file::ConfigFile;
-use crate::name::file_in;
 
 /// The lists of a managed mapped list, by key; each list indexed for O(1)
 /// membership tests.
@@ -86,6 +82,19 @@ impl<T: Eq + Hash> MappedListSnapshot<T> {
     }
 }
 
+impl<T> ManagedSnapshot for MappedListSnapshot<T>
+where
+    T: Eq + Hash + Clone + DeserializeOwned + Send + Sync + 'static,
+{
+    fn parse(content: &[u8]) -> Result<Self> {
+        MappedListSnapshot::parse(content)
+    }
+
+    fn len(&self) -> usize {
+        MappedListSnapshot::len(self)
+    }
+}
+
 /// A managed mapped list (`ManagedMappedList` in kingpin-api, a JSON object
 /// of arrays on disk), reloaded when its file changes.
 ///
@@ -99,62 +108,12 @@ impl<T: Eq + Hash> MappedListSnapshot<T> {
 /// assert!(owners.get("feed").is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
-pub struct ManagedMappedListReader<T: Eq + Hash = String> {
-    file: ConfigFile<MappedListSnapshot<T>>,
-}
+pub type ManagedMappedListReader<T = String> = ManagedReader<MappedListSnapshot<T>>;
 
-impl<T> ManagedMappedListReader<T>
+impl<T> ManagedReader<MappedListSnapshot<T>>
 where
     T: Eq + Hash + Clone + DeserializeOwned + Send + Sync + 'static,
 {
-    /// Reads the mapped list file at `path`.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConfigFile::open`]: the file must exist and hold a mapped list.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        Ok(ManagedMappedListReader {
-            file: ConfigFile::open(path, MappedListSnapshot::parse)?,
-        })
-    }
-
-    /// Reads the mapped list config `name` in the config directory `dir`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidName`](crate::Error::InvalidName), before any I/O,
-    /// when `name` is not a plain file name; else as [`open`](Self::open).
-    pub fn open_in(dir: impl AsRef<Path>, name: &str) -> Result<Self> {
-        Self::open(file_in(dir, name)?)
-    }
-
-    /// Reads the mapped list file at `path`, as empty while it is missing
-    /// or broken.
-    ///
-    /// # Errors
-    ///
-    /// As [`ConfigFile::open_or`].
-    pub fn open_or_empty(path: impl Into<PathBuf>) -> Result<Self> {
-        Ok(ManagedMappedListReader {
-            file: ConfigFile::open_or(
-                path,
-                MappedListSnapshot::default(),
-                MappedListSnapshot::parse,
-            )?,
-        })
-    }
-
-    /// The file, its load status and change callbacks.
-    pub fn file(&self) -> &ConfigFile<MappedListSnapshot<T>> {
-        &self.file
-    }
-
-    /// The current mapped list, without copying it.
-    pub fn snapshot(&self) -> Arc<MappedListSnapshot<T>> {
-        self.file.snapshot()
-    }
-
     /// A copy of the list of `key`; empty when `key` is not set.
     pub fn get(&self, key: &str) -> Vec<T> {
         self.file.snapshot().get(key).to_vec()
@@ -177,16 +136,6 @@ where
     /// The keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         self.file.snapshot().keys().map(str::to_owned).collect()
-    }
-
-    /// How many keys are set.
-    pub fn len(&self) -> usize {
-        self.file.snapshot().len()
-    }
-
-    /// Whether no key is set.
-    pub fn is_empty(&self) -> bool {
-        self.file.snapshot().is_empty()
     }
 }
 
