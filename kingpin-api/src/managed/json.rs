@@ -16,39 +16,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ManagedJson<T> {
     config: ManagedConfig,
-    data: PhantomData<fn() -> T>,
+    shape: PhantomData<fn() -> T>,
 }
+
+managed_type!(ManagedJson<T>, "document");
 
 impl<T> ManagedJson<T>
 where
     T: Serialize + DeserializeOwned,
 {
-    /// The document kept in config `name`.
-    pub fn new(store: ConfigStore, name: ConfigName) -> Self {
-        ManagedJson {
-            config: ManagedConfig::new(store, name),
-            data: PhantomData,
-        }
-    }
-
-    /// Records `author` as the writer of every change (default: `$USER`).
-    pub fn with_author(mut self, author: impl Into<String>) -> Self {
-        self.config.author = author.into();
-        self
-    }
-
-    /// Records `message` with every change instead of a generated
-    /// description of it.
-    pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.config.message = Some(message.into());
-        self
-    }
-
-    /// The config holding the document.
-    pub fn name(&self) -> &ConfigName {
-        &self.config.name
-    }
-
     /// The document; `None` if the config does not exist or is empty.
     pub async fn get(&self) -> Result<Option<T>> {
         match self.config.read_value().await? {

@@ -33,39 +33,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ManagedList<T = String> {
     config: ManagedConfig,
-    item: PhantomData<fn() -> T>,
+    shape: PhantomData<fn() -> T>,
 }
+
+managed_type!(ManagedList<T>, "list");
 
 impl<T> ManagedList<T>
 where
     T: Serialize + DeserializeOwned,
 {
-    /// The list kept in config `name`.
-    pub fn new(store: ConfigStore, name: ConfigName) -> Self {
-        ManagedList {
-            config: ManagedConfig::new(store, name),
-            item: PhantomData,
-        }
-    }
-
-    /// Records `author` as the writer of every change (default: `$USER`).
-    pub fn with_author(mut self, author: impl Into<String>) -> Self {
-        self.config.author = author.into();
-        self
-    }
-
-    /// Records `message` with every change instead of a generated
-    /// description of it.
-    pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.config.message = Some(message.into());
-        self
-    }
-
-    /// The config holding the list.
-    pub fn name(&self) -> &ConfigName {
-        &self.config.name
-    }
-
     /// The items, in order; empty if the config does not exist.
     pub async fn get(&self) -> Result<Vec<T>> {
         let items = self.items(self.config.read_value().await?)?;

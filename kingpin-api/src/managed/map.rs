@@ -16,39 +16,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ManagedHashMap<V = String> {
     config: ManagedConfig,
-    value: PhantomData<fn() -> V>,
+    shape: PhantomData<fn() -> V>,
 }
+
+managed_type!(ManagedHashMap<V>, "map");
 
 impl<V> ManagedHashMap<V>
 where
     V: Serialize + DeserializeOwned,
 {
-    /// The map kept in config `name`.
-    pub fn new(store: ConfigStore, name: ConfigName) -> Self {
-        ManagedHashMap {
-            config: ManagedConfig::new(store, name),
-            value: PhantomData,
-        }
-    }
-
-    /// Records `author` as the writer of every change (default: `$USER`).
-    pub fn with_author(mut self, author: impl Into<String>) -> Self {
-        self.config.author = author.into();
-        self
-    }
-
-    /// Records `message` with every change instead of a generated
-    /// description of it.
-    pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.config.message = Some(message.into());
-        self
-    }
-
-    /// The config holding the map.
-    pub fn name(&self) -> &ConfigName {
-        &self.config.name
-    }
-
     /// The whole map; empty if the config does not exist.
     pub async fn get_all(&self) -> Result<BTreeMap<String, V>> {
         self.entries(self.config.read_value().await?)?

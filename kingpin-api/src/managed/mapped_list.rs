@@ -18,39 +18,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct ManagedMappedList<T = String> {
     config: ManagedConfig,
-    item: PhantomData<fn() -> T>,
+    shape: PhantomData<fn() -> T>,
 }
+
+managed_type!(ManagedMappedList<T>, "mapped list");
 
 impl<T> ManagedMappedList<T>
 where
     T: Serialize + DeserializeOwned,
 {
-    /// The mapped list kept in config `name`.
-    pub fn new(store: ConfigStore, name: ConfigName) -> Self {
-        ManagedMappedList {
-            config: ManagedConfig::new(store, name),
-            item: PhantomData,
-        }
-    }
-
-    /// Records `author` as the writer of every change (default: `$USER`).
-    pub fn with_author(mut self, author: impl Into<String>) -> Self {
-        self.config.author = author.into();
-        self
-    }
-
-    /// Records `message` with every change instead of a generated
-    /// description of it.
-    pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.config.message = Some(message.into());
-        self
-    }
-
-    /// The config holding the mapped list.
-    pub fn name(&self) -> &ConfigName {
-        &self.config.name
-    }
-
     /// Every key with its list.
     pub async fn get_all(&self) -> Result<BTreeMap<String, Vec<T>>> {
         self.lists(self.config.read_value().await?)?

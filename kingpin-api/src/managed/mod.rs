@@ -11,6 +11,43 @@
 //! error naming the config, and nothing is written. A config that does not
 //! exist yet reads as empty, as in KingPin.
 
+/// The constructor and the change-attribution methods every managed type
+/// has; each type adds its own operations.
+macro_rules! managed_type {
+    ($ty:ident<$param:ident>, $what:literal) => {
+        impl<$param> $ty<$param>
+        where
+            $param: serde::Serialize + serde::de::DeserializeOwned,
+        {
+            #[doc = concat!("The ", $what, " kept in config `name`.")]
+            pub fn new(store: ConfigStore, name: ConfigName) -> Self {
+                $ty {
+                    config: super::ManagedConfig::new(store, name),
+                    shape: std::marker::PhantomData,
+                }
+            }
+
+            /// Records `author` as the writer of every change (default: `$USER`).
+            pub fn with_author(mut self, author: impl Into<String>) -> Self {
+                self.config.author = author.into();
+                self
+            }
+
+            /// Records `message` with every change instead of a generated
+            /// description of it.
+            pub fn with_message(mut self, message: impl Into<String>) -> Self {
+                self.config.message = Some(message.into());
+                self
+            }
+
+            #[doc = concat!("The config holding the ", $what, ".")]
+            pub fn name(&self) -> &ConfigName {
+                &self.config.name
+            }
+        }
+    };
+}
+
 mod json;
 mod kingpin_json;
 mod list;
