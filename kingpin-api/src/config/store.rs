@@ -193,21 +193,10 @@ impl ConfigStore {
         content: Bytes,
         change: &ChangeInfo,
     ) -> Result<ConfigRecord> {
-        // Only the record is needed: the old content does not matter.
-        let mut backoff = conflict_backoff();
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let current = self.record(name).await?;
-            let expected = current.as_ref().map(|(r, v)| (r, *v));
-            match self.write_if(name, content.clone(), change, expected).await {
-                Err(e) if e.kind() == ErrorKind::BadVersion => {
-                    tokio::time::sleep(backoff.next_delay()).await
-                }
-                other => return other,
-            }
-        }
-        Err(Error::unavailable(format!(
-            "{name}: gave up after {MAX_UPDATE_ATTEMPTS} conflicting attempts"
-        )))
+        // The old content does not matter, so it is not read.
+        self.read_modify_write(name, change, false, |_| Ok(Some(content.clone())))
+            .await?
+            .ok_or_else(|| Error::not_found(name.node_path()))
     }
 
     /// Writes `content` only if the record's node is still at
@@ -324,6 +313,23 @@ impl ConfigStore {
         &self,
         name: &ConfigName,
         change: &ChangeInfo,
+        change_content: F,
+    ) -> Result<Option<ConfigRecord>>
+    where
+        F: FnMut(Option<&Bytes>) -> Result<Option<Bytes>>,
+    {
+        self.read_modify_write(name, change, true, change_content)
+            .await
+    }
+
+    /// The compare-and-set loop of `update` and `write`; `read_content`
+    /// false hands `change_content` an empty current content (for writers
+    /// that replace it whatever it is).
+    async fn read_modify_write<F>(
+        &self,
+        name: &ConfigName,
+        change: &ChangeInfo,
+        read_content: bool,
         mut change_content: F,
     ) -> Result<Option<ConfigRecord>>
     where
@@ -334,9 +340,12 @@ impl ConfigStore {
             let current = match self.record(name).await? {
                 None => None,
                 Some((record, node_version)) => {
-                    let content = match self.written_content(name, &record) {
-                        Some(content) => content,
-                        None => self.content(name, &record).await?,
+                    let content = if !read_content {
+                        Bytes::new()
+                    } else if let Some(content) = self.written_content(name, &record) {
+                        content
+                    } else {
+                        self.content(name, &record).await?
                     };
                     Some(Config {
                         record,
