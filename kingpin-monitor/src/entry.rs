@@ -176,6 +176,7 @@ async fn sync_once(
             .update(name, |e| e.last_fetch_ms = Some(fetched_at));
         return Ok(());
     };
+    let mut written = None;
     if on_disk.as_deref() != Some(fetched.sha256.as_str()) {
         let (dir, file_name, content) = (
             dir.to_path_buf(),
@@ -200,22 +201,7 @@ async fn sync_once(
             ctx.metrics
                 .observe_lag(Duration::from_millis(written_at.saturating_sub(changed)));
         }
-        ctx.state
-            .update(name, |e| e.last_write_ms = Some(written_at));
-        let failures = run_hooks(&ctx.settings.hooks, name, &path, fetched.version).await;
-        if !failures.is_empty() {
-            ctx.metrics.error("hook");
-            ctx.state.update(name, |e| {
-                e.version = fetched.version;
-                e.sha256 = Some(fetched.sha256.clone());
-                e.last_change_ms = fetched.changed_ms;
-                e.last_fetch_ms = Some(fetched_at);
-            });
-            return Err(SyncError {
-                stage: "hook",
-                message: failures.join("; "),
-            });
-        }
+        written = Some((path, written_at));
     }
     ctx.state.update(name, |e| {
         e.version = fetched.version;
@@ -223,7 +209,20 @@ async fn sync_once(
         e.last_change_ms = fetched.changed_ms;
         e.last_fetch_ms = Some(fetched_at);
         e.members = fetched.members;
+        if let Some((_, written_at)) = written {
+            e.last_write_ms = Some(written_at);
+        }
     });
+    if let Some((path, _)) = written {
+        let failures = run_hooks(&ctx.settings.hooks, name, &path, fetched.version).await;
+        if !failures.is_empty() {
+            ctx.metrics.error("hook");
+            return Err(SyncError {
+                stage: "hook",
+                message: failures.join("; "),
+            });
+        }
+    }
     Ok(())
 }
 
