@@ -20,7 +20,7 @@ use kingpin_conformance_tests::endpoints::{bench_endpoint, bench_s3};
 use kingpin_conformance_tests::latency::Latencies;
 use kingpin_conformance_tests::s3::aws_sdk_store;
 use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::{unique_namespace, unique_suffix};
+use kingpin_conformance_tests::{unique_name_component, unique_namespace, unique_suffix};
 
 type Connect = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn Coordinator>> + Send>>>;
 
@@ -121,7 +121,7 @@ async fn concurrent(
 }
 
 async fn bench_pair(label: &str, connect: Connect, blobs: Arc<dyn BlobStore>, sizes: &Sizes) {
-    let run = unique_suffix().replace('-', "_");
+    let run = unique_name_component();
     let name = |what: &str| ConfigName::parse(&format!("config.bench.r{run}.{what}")).unwrap();
 
     let store = ConfigStore::new(connect().await, blobs.clone());

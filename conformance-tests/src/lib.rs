@@ -29,6 +29,12 @@ pub fn unique_suffix() -> String {
     format!("{}-{}-{n}", std::process::id(), rand::random::<u32>())
 }
 
+/// A unique suffix usable inside a config or dependency name component
+/// (`[a-z0-9_]`).
+pub fn unique_name_component() -> String {
+    unique_suffix().replace('-', "_")
+}
+
 /// A fresh namespace path such as `/kingpin-test-1234-99-0`.
 pub fn unique_namespace() -> String {
     format!("/kingpin-test-{}", unique_suffix())

@@ -23,7 +23,7 @@ use kingpin_conformance_tests::endpoints::{bench_endpoint, bench_s3};
 use kingpin_conformance_tests::latency::Latencies;
 use kingpin_conformance_tests::s3::aws_sdk_store;
 use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::{unique_namespace, unique_suffix};
+use kingpin_conformance_tests::{unique_name_component, unique_namespace, unique_suffix};
 use kingpin_monitor::{Monitor, MonitorSettings};
 
 fn env_number(var: &str, default: usize) -> usize {
@@ -111,13 +111,8 @@ async fn writes_to(
 
 /// N monitors; returns the ack → rename latencies.
 async fn monitors(setup: &Setup, n: usize, k: usize) -> Samples {
-    let name = ConfigName::parse(&format!(
-        "config.bench.m{}",
-        unique_suffix().replace('-', "_")
-    ))
-    .unwrap();
-    let dep =
-        ConfigName::parse(&format!("bench{}.dep", unique_suffix().replace('-', "_"))).unwrap();
+    let name = ConfigName::parse(&format!("config.bench.m{}", unique_name_component())).unwrap();
+    let dep = ConfigName::parse(&format!("bench{}.dep", unique_name_component())).unwrap();
     let manager = MetaConfigManager::new(setup.coordinator.clone());
     manager
         .create(&MetaConfig::config(name.clone()).unwrap())
@@ -197,11 +192,7 @@ async fn monitors(setup: &Setup, n: usize, k: usize) -> Samples {
 
 /// N bare watchers on their own sessions; returns ack → notification.
 async fn bare_watchers(setup: &Setup, n: usize, k: usize) -> Samples {
-    let name = ConfigName::parse(&format!(
-        "config.bench.w{}",
-        unique_suffix().replace('-', "_")
-    ))
-    .unwrap();
+    let name = ConfigName::parse(&format!("config.bench.w{}", unique_name_component())).unwrap();
     setup
         .store
         .write(
@@ -247,7 +238,7 @@ async fn bare_watchers(setup: &Setup, n: usize, k: usize) -> Samples {
 /// The monitor binary with `count` subscriptions: RSS once synced, and CPU
 /// used over `idle` with nothing changing.
 async fn footprint(setup: &Setup, count: usize, idle: Duration) {
-    let run = unique_suffix().replace('-', "_");
+    let run = unique_name_component();
     let dep = ConfigName::parse(&format!("foot{run}.dep")).unwrap();
     let manager = MetaConfigManager::new(setup.coordinator.clone());
     manager.create_dependency(&dep).await.unwrap();

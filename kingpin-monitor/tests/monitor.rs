@@ -140,6 +140,26 @@ async fn subscribe(backends: &Backends, dep: &str, configs: &[&str]) {
     }
 }
 
+/// Writes `first` as `config.app.flags`, subscribes `host.dep` to it, and
+/// starts a monitor writing under a fresh directory.
+async fn start_on_flags(backends: &Backends, first: &'static [u8]) -> (tempfile::TempDir, Monitor) {
+    let out = tempfile::tempdir().unwrap();
+    backends
+        .store()
+        .write(
+            &name("config.app.flags"),
+            Bytes::from_static(first),
+            &change(),
+        )
+        .await
+        .unwrap();
+    subscribe(backends, "host.dep", &["config.app.flags"]).await;
+    let monitor = Monitor::start(backends.settings("host.dep", out.path()))
+        .await
+        .unwrap();
+    (out, monitor)
+}
+
 /// Write → file; update → file; a config added to the dependency starts
 /// syncing live; the admin pages and metrics show it all.
 async fn propagation_and_live_dependencies(backends: Backends) {
@@ -277,17 +297,9 @@ async fn hooks_run_after_a_file_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_blob_keeps_the_last_good_file() {
     let backends = sqlite_fs().await;
-    let out = tempfile::tempdir().unwrap();
     let n = name("config.app.flags");
+    let (out, monitor) = start_on_flags(&backends, b"good").await;
     let store = backends.store();
-    store
-        .write(&n, Bytes::from_static(b"good"), &change())
-        .await
-        .unwrap();
-    subscribe(&backends, "host.dep", &["config.app.flags"]).await;
-    let monitor = Monitor::start(backends.settings("host.dep", out.path()))
-        .await
-        .unwrap();
     let file = out.path().join("config/config.app.flags");
     wait_for(monitor.state(), "the good version", |_| {
         file_is(&file, b"good")
@@ -339,17 +351,8 @@ async fn zookeeper_outage_keeps_files_and_recovers() {
     let Some(backends) = zookeeper_s3(case, Some(zk.endpoint())).await else {
         return;
     };
-    let out = tempfile::tempdir().unwrap();
     let n = name("config.app.flags");
-    backends
-        .store()
-        .write(&n, Bytes::from_static(b"v1"), &change())
-        .await
-        .unwrap();
-    subscribe(&backends, "host.dep", &["config.app.flags"]).await;
-    let monitor = Monitor::start(backends.settings("host.dep", out.path()))
-        .await
-        .unwrap();
+    let (out, monitor) = start_on_flags(&backends, b"v1").await;
     let state = monitor.state().clone();
     let file = out.path().join("config/config.app.flags");
     wait_for(&state, "v1", |s| file_is(&file, b"v1") && s.health().ready).await;
@@ -391,17 +394,9 @@ async fn session_expiry_misses_no_version() {
         partition.endpoint(),
         backends.namespace
     );
-    let out = tempfile::tempdir().unwrap();
     let n = name("config.app.flags");
+    let (out, monitor) = start_on_flags(&backends, b"0").await;
     let store = backends.store();
-    store
-        .write(&n, Bytes::from_static(b"0"), &change())
-        .await
-        .unwrap();
-    subscribe(&backends, "host.dep", &["config.app.flags"]).await;
-    let monitor = Monitor::start(backends.settings("host.dep", out.path()))
-        .await
-        .unwrap();
     let state = monitor.state().clone();
     let file = out.path().join("config/config.app.flags");
     wait_for(&state, "version 1", |s| {
