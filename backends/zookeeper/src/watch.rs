@@ -1,5 +1,11 @@
-//! Watches: ZooKeeper's one-shot watches, re-armed after every event and
-//! after every gap (reconnect, new session).
+//! Watches: one persistent watch (ZooKeeper 3.6+ `addWatch`) per stream.
+//!
+//! A persistent watch stays armed after it fires, so an event is reported
+//! the moment it arrives and costs the server no re-arming request; one-shot
+//! watches needed a round trip after every event before the consumer could
+//! re-read. Events during a connection loss can still be lost
+//! (ZOOKEEPER-4698), and a new session has no watches at all, so every gap
+//! (reconnect or new session) re-adds the watch and reports `Resync`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +19,7 @@ use zookeeper_client as zk;
 use crate::error::from_zk;
 use crate::session::Shared;
 
-/// Arms the first watch, then follows the node in a task.
+/// Adds the watch, then follows the node in a task.
 pub(crate) async fn start(
     shared: Arc<Shared>,
     path: NodePath,
@@ -22,7 +28,7 @@ pub(crate) async fn start(
     let mut generation = shared.generation.subscribe();
     generation.borrow_and_update();
     let client = shared.client()?;
-    let (_, watcher) = arm(&client, path.as_str(), kind)
+    let watcher = add_watch(&client, path.as_str())
         .await
         .map_err(|e| from_zk(e, path.as_str()))?;
     let (sender, stream) = watch_channel();
@@ -30,33 +36,20 @@ pub(crate) async fn start(
     Ok(stream)
 }
 
-/// Sets a one-shot watch; returns whether the node exists.
-///
-/// A children watch needs the node to exist; while it does not, an exists
-/// watch waits for its creation instead.
-async fn arm(
-    client: &zk::Client,
-    path: &str,
-    kind: WatchKind,
-) -> Result<(bool, zk::OneshotWatcher), zk::Error> {
-    loop {
-        match kind {
-            WatchKind::Data => {
-                let (stat, watcher) = client.check_and_watch_stat(path).await?;
-                return Ok((stat.is_some(), watcher));
-            }
-            WatchKind::Children => match client.get_and_watch_children(path).await {
-                Ok((_, _, watcher)) => return Ok((true, watcher)),
-                Err(zk::Error::NoNode) => {
-                    let (stat, watcher) = client.check_and_watch_stat(path).await?;
-                    if stat.is_none() {
-                        return Ok((false, watcher));
-                    }
-                    // Created in between: go back for a children watch.
-                }
-                Err(e) => return Err(e),
-            },
-        }
+async fn add_watch(client: &zk::Client, path: &str) -> Result<zk::PersistentWatcher, zk::Error> {
+    client.watch(path, zk::AddWatchMode::Persistent).await
+}
+
+/// What one server event means for a stream of `kind`; `None` when the
+/// stream does not care (a persistent watch on a node reports both its data
+/// and its children).
+fn translate(kind: WatchKind, event: zk::EventType) -> Option<WatchEvent> {
+    match (kind, event) {
+        (_, zk::EventType::NodeDeleted) => Some(WatchEvent::Deleted),
+        (_, zk::EventType::NodeCreated) => Some(WatchEvent::Changed),
+        (WatchKind::Data, zk::EventType::NodeDataChanged) => Some(WatchEvent::Changed),
+        (WatchKind::Children, zk::EventType::NodeChildrenChanged) => Some(WatchEvent::Changed),
+        _ => None,
     }
 }
 
@@ -70,13 +63,16 @@ async fn follow(
     path: NodePath,
     kind: WatchKind,
     sender: WatchSender,
-    mut watcher: zk::OneshotWatcher,
+    watcher: zk::PersistentWatcher,
     mut generation: watch::Receiver<u64>,
 ) {
     let mut shutdown = shared.shutdown.subscribe();
+    // `None` after the session under the watcher ended: its watcher must
+    // not be polled again, and the next generation brings a new one.
+    let mut watcher = Some(watcher);
     loop {
         let wake = tokio::select! {
-            event = watcher.changed() => Wake::Fired(event),
+            event = next_event(&mut watcher) => Wake::Fired(event),
             changed = generation.changed() => match changed {
                 Ok(()) => Wake::Gap,
                 Err(_) => return,
@@ -84,41 +80,47 @@ async fn follow(
             _ = sender.closed() => return,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        // Re-arm before reporting: a change between the event and the
-        // consumer's re-read then fires the new watch.
-        let Some((exists, next)) =
-            rearm(&shared, &path, kind, &mut generation, &mut shutdown).await
-        else {
-            return;
-        };
-        watcher = next;
         match wake {
-            Wake::Gap => sender.send(WatchEvent::Resync),
-            Wake::Fired(event) => match event.event_type {
-                // The session ended under this watch; it is re-armed on the
-                // new session, and whatever happened meanwhile is unknown.
-                zk::EventType::Session => sender.send(WatchEvent::Resync),
-                zk::EventType::NodeDeleted => {
-                    sender.send(WatchEvent::Deleted);
-                    if exists {
-                        sender.send(WatchEvent::Changed);
-                    }
+            Wake::Fired(event) if event.event_type == zk::EventType::Session => {
+                if event.session_state.is_terminated() {
+                    watcher = None;
                 }
-                _ => sender.send(WatchEvent::Changed),
-            },
+                // Connection changes arrive as generation bumps too; the
+                // gap is handled there.
+            }
+            Wake::Fired(event) => {
+                if let Some(translated) = translate(kind, event.event_type) {
+                    sender.send(translated);
+                }
+            }
+            Wake::Gap => {
+                // Re-added before reporting, so the consumer's re-read
+                // happens under a live watch.
+                let Some(next) = readd(&shared, &path, &mut generation, &mut shutdown).await else {
+                    return;
+                };
+                watcher = Some(next);
+                sender.send(WatchEvent::Resync);
+            }
         }
     }
 }
 
-/// Re-arms on the live client, waiting out disconnects and expiry.
+async fn next_event(watcher: &mut Option<zk::PersistentWatcher>) -> zk::WatchedEvent {
+    match watcher {
+        Some(watcher) => watcher.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Adds the watch on the live client, waiting out disconnects and expiry.
 /// `None` on shutdown.
-async fn rearm(
+async fn readd(
     shared: &Shared,
     path: &NodePath,
-    kind: WatchKind,
     generation: &mut watch::Receiver<u64>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<(bool, zk::OneshotWatcher)> {
+) -> Option<zk::PersistentWatcher> {
     let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_secs(2));
     loop {
         if shared.is_shut_down() {
@@ -126,12 +128,12 @@ async fn rearm(
         }
         // Mark gaps seen *before* taking the client: a new session that
         // appears after this point still wakes the follow loop, so a watch
-        // armed on a dying client is re-armed on its successor.
+        // added on a dying client is added again on its successor.
         generation.borrow_and_update();
         if let Ok(client) = shared.client() {
-            match arm(&client, path.as_str(), kind).await {
-                Ok(armed) => return Some(armed),
-                Err(e) => tracing::debug!(%path, error = %e, "cannot re-arm ZooKeeper watch yet"),
+            match add_watch(&client, path.as_str()).await {
+                Ok(watcher) => return Some(watcher),
+                Err(e) => tracing::debug!(%path, error = %e, "cannot add ZooKeeper watch yet"),
             }
         }
         tokio::select! {
