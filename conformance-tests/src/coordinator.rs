@@ -17,11 +17,11 @@ use crate::harness::{skip, Harness};
 /// of a hang.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn p(s: &str) -> NodePath {
+pub(crate) fn p(s: &str) -> NodePath {
     NodePath::parse(s).expect("test paths are valid")
 }
 
-async fn next_event(stream: &mut WatchStream, what: &str) -> WatchEvent {
+pub(crate) async fn next_event(stream: &mut WatchStream, what: &str) -> WatchEvent {
     match tokio::time::timeout(EVENT_TIMEOUT, stream.next()).await {
         Ok(Some(event)) => event,
         Ok(None) => panic!("watch stream ended while waiting for {what}"),
@@ -31,7 +31,11 @@ async fn next_event(stream: &mut WatchStream, what: &str) -> WatchEvent {
 
 /// Reads events until `done` holds after re-reading, as a consumer does: every
 /// event (including `Resync`) is a cue to re-read.
-async fn until_reread<F, Fut>(stream: &mut WatchStream, what: &str, mut done: F) -> Vec<WatchEvent>
+pub(crate) async fn until_reread<F, Fut>(
+    stream: &mut WatchStream,
+    what: &str,
+    mut done: F,
+) -> Vec<WatchEvent>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -900,21 +904,26 @@ pub async fn close_ends_watches(h: &dyn Harness) {
 #[macro_export]
 macro_rules! coordinator_suite {
     ($harness:path) => {
-        $crate::coordinator_suite!(@cases $harness, $crate::ServerNeeds::Shared;
+        $crate::coordinator_suite!(@cases $harness, coordinator, $crate::ServerNeeds::Shared;
             create_get_set_delete, create_makes_missing_parents, compare_and_set_conflicts,
             sequential_ordering, children_listing, transactions_all_or_nothing,
             ephemeral_removed_on_close, ephemeral_removed_on_expiry, data_watch_events,
             children_watch_events, watch_survives_session_expiry,
             concurrent_cas_increments, bad_input_rejected, close_ends_watches);
-        $crate::coordinator_suite!(@cases $harness, $crate::ServerNeeds::Restartable;
+        $crate::coordinator_suite!(@cases $harness, coordinator, $crate::ServerNeeds::Restartable;
             watch_survives_server_restart, outage_gives_retryable_errors);
+        $crate::coordinator_suite!(@cases $harness, discovery, $crate::ServerNeeds::Shared;
+            serverset_join_and_leave, serverset_member_survives_session_expiry,
+            serverset_reads_members_of_other_clients);
+        $crate::coordinator_suite!(@cases $harness, discovery, $crate::ServerNeeds::Restartable;
+            serverset_member_survives_server_restart);
     };
-    (@cases $harness:path, $needs:expr; $($case:ident),* $(,)?) => {
+    (@cases $harness:path, $module:ident, $needs:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 if let Some(harness) = $harness($needs, stringify!($case)).await {
-                    $crate::coordinator::$case(&harness).await;
+                    $crate::$module::$case(&harness).await;
                 }
             }
         )*

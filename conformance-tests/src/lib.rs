@@ -9,6 +9,7 @@
 pub mod blob_store;
 pub mod config_store;
 pub mod coordinator;
+pub mod discovery;
 pub mod endpoints;
 pub mod harness;
 pub mod latency;

@@ -13,6 +13,7 @@ mod blob;
 pub mod config;
 mod coordinator;
 pub mod decider;
+pub mod discovery;
 mod error;
 pub mod managed;
 pub mod memory;

@@ -1,0 +1,18 @@
+//! Service discovery (design.md §6): serversets on the coordinator.
+//!
+//! A serverset `discovery.<service>.<env>` lives at
+//! `/discovery/<service>/<env>`; each member is an ephemeral-sequential
+//! `member_NNNNNNNNNN` node holding Finagle's serverset JSON, so Finagle,
+//! Aurora and kazoo-based clients read our members and we read theirs.
+//! KingPin's `<id>-<host:port>` member names are read too.
+//!
+//! - [`ServerSet::join`] registers a [`Member`] and keeps it registered
+//!   through reconnects and session expiry; [`Membership::leave`] removes it.
+//! - [`ServerSet::members`] and [`MemberCache`] read the members;
+//!   [`ServerSet::watch`] says when they change.
+
+mod member;
+mod serverset;
+
+pub use member::{Member, MemberStatus, MEMBER_PREFIX};
+pub use serverset::{alive_endpoints, MemberCache, Membership, ServerSet};
