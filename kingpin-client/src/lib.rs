@@ -44,6 +44,12 @@
 //! # Ok::<(), kingpin_client::Error>(())
 //! ```
 //!
+//! [`HostsProvider`] picks a host of a service per request (random,
+//! round-robin or power of two choices) from a serverset file it follows,
+//! a static list or updates pushed by another source, with a static
+//! fallback list; a host that failed can be invalidated for a retry period,
+//! but never more than a fraction of the hosts at once.
+//!
 //! The crate is synchronous and small (no async runtime): reloads happen on
 //! the watcher's thread.
 #![deny(missing_docs)]
@@ -51,6 +57,7 @@
 pub mod decider;
 mod error;
 mod file;
+mod hosts;
 pub mod managed;
 mod name;
 mod serverset;
@@ -58,6 +65,9 @@ mod serverset;
 pub use decider::{Decider, DeciderReader, DECIDER_CONFIG};
 pub use error::{BoxError, Error, Result};
 pub use file::{ConfigFile, ConfigFileBuilder, LoadStatus, Reload};
+pub use hosts::{
+    HostLease, HostsError, HostsOrigin, HostsProvider, HostsProviderBuilder, HostsUpdater, Selector,
+};
 pub use managed::{
     JsonReader, ListSnapshot, ManagedListReader, ManagedMapReader, ManagedMappedListReader,
     ManagedReader, ManagedSnapshot, MapSnapshot, MappedListSnapshot,
