@@ -8,17 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kingpin_api::discovery::{MemberCache, ServerSet};
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigKind};
-use kingpin_api::{
-    Backoff, ConfigStore, Coordinator, ErrorKind, WatchEvent, WatchKind, WatchStream,
-};
+use kingpin_api::{Backoff, ConfigStore, Coordinator, WatchEvent, WatchKind, WatchStream};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::atomic_file::write_atomically;
 use crate::hooks::run_hooks;
 use crate::metrics::Metrics;
-use crate::serverset::{member_endpoint, serverset_file};
+use crate::serverset::{members_in_file, refusal, serverset_file};
 use crate::settings::MonitorSettings;
 use crate::state::{now_ms, MonitorState};
 
@@ -64,7 +63,23 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
     });
     // What is on disk from before (a restart keeps last good files), so an
     // unchanged version is not rewritten and its hooks do not run again.
-    let mut on_disk = read_sha(file.clone()).await;
+    let mut on_disk = read_on_disk(file.clone()).await;
+    let mut members = match metaconfig.kind {
+        MetaConfigKind::Config => None,
+        MetaConfigKind::Serverset => {
+            match ServerSet::from_name(ctx.coordinator.clone(), &metaconfig.name) {
+                Ok(serverset) => Some(MemberCache::new(serverset)),
+                Err(e) => {
+                    // Metaconfigs are validated when read; this cannot be.
+                    tracing::error!(name = %metaconfig.name, error = %e, "not a serverset");
+                    return;
+                }
+            }
+        }
+    };
+    // Read everything again (not only what changed): at start, after a
+    // resync and on every reconcile.
+    let mut full = true;
     let watch_kind = match metaconfig.kind {
         MetaConfigKind::Config => WatchKind::Data,
         MetaConfigKind::Serverset => WatchKind::Children,
@@ -86,7 +101,8 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
                 }
             }
         }
-        let retry = match sync_once(&metaconfig, &ctx, &dir, &mut on_disk).await {
+        let retry = match sync_once(&metaconfig, &ctx, &dir, &mut on_disk, &mut members, full).await
+        {
             Ok(()) => {
                 backoff.reset();
                 ctx.state.update(&metaconfig.name, |e| e.error = None);
@@ -103,23 +119,28 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
         let reconcile = ctx.settings.reconcile_interval
             + jitter(ctx.settings.reconcile_jitter.as_millis() as u64);
         let wait = retry.map_or(reconcile, |r| r.min(reconcile));
-        tokio::select! {
+        full = tokio::select! {
             event = next_event(&mut watch) => {
-                match event {
+                let mut resync = match event {
                     Some(WatchEvent::Resync) => {
                         ctx.metrics.watch_resyncs.inc();
+                        true
                     }
-                    Some(_) => {}
-                    None => watch = None,
-                }
-                drain(&mut watch, &ctx.metrics);
+                    Some(_) => false,
+                    None => {
+                        watch = None;
+                        true
+                    }
+                };
+                resync |= drain(&mut watch, &ctx.metrics);
                 if metaconfig.max_random_delay_ms > 0 {
                     tokio::time::sleep(jitter(metaconfig.max_random_delay_ms)).await;
-                    drain(&mut watch, &ctx.metrics);
+                    resync |= drain(&mut watch, &ctx.metrics);
                 }
+                resync
             }
-            _ = tokio::time::sleep(wait) => {}
-        }
+            _ = tokio::time::sleep(wait) => true,
+        };
     }
 }
 
@@ -137,37 +158,59 @@ async fn next_event(watch: &mut Option<WatchStream>) -> Option<WatchEvent> {
     }
 }
 
-/// Takes every event already waiting: a burst becomes one fetch.
-fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) {
+/// Takes every event already waiting: a burst becomes one fetch. Returns
+/// whether one of them asks for a full re-read.
+fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) -> bool {
+    let mut resync = false;
     while let Some(stream) = watch {
         match futures::FutureExt::now_or_never(stream.next()) {
             Some(Some(WatchEvent::Resync)) => {
                 metrics.watch_resyncs.inc();
+                resync = true;
             }
             Some(Some(_)) => {}
-            Some(None) => *watch = None,
+            Some(None) => {
+                *watch = None;
+                resync = true;
+            }
             None => break,
         }
     }
+    resync
 }
 
-async fn read_sha(file: PathBuf) -> Option<String> {
-    tokio::task::spawn_blocking(move || std::fs::read(file).ok().map(|data| sha256_hex(&data)))
-        .await
-        .ok()
-        .flatten()
+/// The file on disk: its sha256 and, read as a serverset, how many members
+/// it lists.
+#[derive(Debug, Default)]
+struct OnDisk {
+    sha256: Option<String>,
+    members: Option<usize>,
+}
+
+async fn read_on_disk(file: PathBuf) -> OnDisk {
+    tokio::task::spawn_blocking(move || match std::fs::read(file) {
+        Ok(data) => OnDisk {
+            sha256: Some(sha256_hex(&data)),
+            members: Some(members_in_file(&data)),
+        },
+        Err(_) => OnDisk::default(),
+    })
+    .await
+    .unwrap_or_default()
 }
 
 async fn sync_once(
     metaconfig: &MetaConfig,
     ctx: &SyncContext,
     dir: &std::path::Path,
-    on_disk: &mut Option<String>,
+    on_disk: &mut OnDisk,
+    members: &mut Option<MemberCache>,
+    full: bool,
 ) -> Result<(), SyncError> {
     let name = &metaconfig.name;
-    let fetched = match metaconfig.kind {
-        MetaConfigKind::Config => fetch_config(metaconfig, ctx, on_disk.as_deref()).await?,
-        MetaConfigKind::Serverset => fetch_serverset(metaconfig, ctx).await?,
+    let fetched = match members {
+        None => fetch_config(metaconfig, ctx, on_disk.sha256.as_deref()).await?,
+        Some(cache) => Some(fetch_serverset(cache, full).await?),
     };
     let fetched_at = now_ms();
     let Some(fetched) = fetched else {
@@ -176,8 +219,22 @@ async fn sync_once(
             .update(name, |e| e.last_fetch_ms = Some(fetched_at));
         return Ok(());
     };
+    if let Some(next) = fetched.members {
+        let refused = refusal(on_disk.members, next, ctx.settings.serverset_max_shrink);
+        ctx.metrics
+            .serverset_refused(name.as_str(), refused.is_some());
+        if let Some(reason) = refused {
+            tracing::warn!(%name, reason = %reason, "serverset update refused; keeping the file");
+            ctx.state.update(name, |e| {
+                e.last_fetch_ms = Some(fetched_at);
+                e.refusals += 1;
+                e.refused = Some(reason);
+            });
+            return Ok(());
+        }
+    }
     let mut written = None;
-    if on_disk.as_deref() != Some(fetched.sha256.as_str()) {
+    if on_disk.sha256.as_deref() != Some(fetched.sha256.as_str()) {
         let (dir, file_name, content) = (
             dir.to_path_buf(),
             metaconfig.file_name.clone(),
@@ -195,7 +252,8 @@ async fn sync_once(
                     message: format!("cannot write {}: {e}", metaconfig.file_name),
                 })?;
         let written_at = now_ms();
-        *on_disk = Some(fetched.sha256.clone());
+        on_disk.sha256 = Some(fetched.sha256.clone());
+        on_disk.members = fetched.members;
         ctx.metrics.files_written.inc();
         if let Some(changed) = fetched.changed_ms {
             ctx.metrics
@@ -209,6 +267,7 @@ async fn sync_once(
         e.last_change_ms = fetched.changed_ms;
         e.last_fetch_ms = Some(fetched_at);
         e.members = fetched.members;
+        e.refused = None;
         if let Some((_, written_at)) = written {
             e.last_write_ms = Some(written_at);
         }
@@ -264,34 +323,20 @@ async fn fetch_config(
     }))
 }
 
-/// The serverset's live members as file content.
-async fn fetch_serverset(
-    metaconfig: &MetaConfig,
-    ctx: &SyncContext,
-) -> Result<Option<Fetched>, SyncError> {
-    let path = &metaconfig.node_path;
-    let children = match ctx.coordinator.children(path).await {
-        Ok(children) => children,
-        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(SyncError::fetch(e)),
-    };
-    let mut endpoints = Vec::with_capacity(children.len());
-    for child in children {
-        let member = path.join(&child).map_err(SyncError::fetch)?;
-        match ctx.coordinator.get(&member).await {
-            Ok(node) => endpoints.extend(member_endpoint(&child, &node.data)),
-            // The member left meanwhile.
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(SyncError::fetch(e)),
-        }
+/// The serverset's alive members as file content.
+async fn fetch_serverset(cache: &mut MemberCache, full: bool) -> Result<Fetched, SyncError> {
+    let members = if full {
+        cache.refresh_all().await
+    } else {
+        cache.refresh().await
     }
-    let members = endpoints.len();
-    let content = bytes::Bytes::from(serverset_file(endpoints));
-    Ok(Some(Fetched {
+    .map_err(SyncError::fetch)?;
+    let content = bytes::Bytes::from(serverset_file(&members));
+    Ok(Fetched {
         sha256: sha256_hex(&content),
+        members: Some(members_in_file(&content)),
         content,
         version: None,
         changed_ms: None,
-        members: Some(members),
-    }))
+    })
 }

@@ -42,7 +42,7 @@ use kingpin_api::{Backoff, BlobStore, ConfigStore, Coordinator, SessionEvent};
 use tokio::task::JoinHandle;
 
 pub use metrics::Metrics;
-pub use serverset::{member_endpoint, serverset_file};
+pub use serverset::serverset_file;
 pub use settings::{
     Hook, MonitorSettings, SettingsError, DEFAULT_ADMIN_ADDR, DEFAULT_CONFIG_DIR,
     DEFAULT_SERVERSET_DIR,

@@ -18,6 +18,13 @@ pub struct ErrorLabels {
     pub stage: String,
 }
 
+/// Which serverset.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServersetLabels {
+    /// `discovery.<service>.<env>`.
+    pub serverset: String,
+}
+
 /// Every metric the monitor exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -34,6 +41,10 @@ pub struct Metrics {
     pub staleness: Gauge<f64, AtomicU64>,
     /// Entries subscribed.
     pub entries: Gauge,
+    /// Serverset updates refused (emptying, or shrinking past the limit).
+    pub serverset_refusals: Family<ServersetLabels, Counter>,
+    /// 1 while a serverset's newest update is refused, else 0.
+    pub serverset_refused: Family<ServersetLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -81,8 +92,22 @@ impl Metrics {
             "Subscribed configs and serversets",
             entries.clone(),
         );
+        let serverset_refusals = Family::<ServersetLabels, Counter>::default();
+        registry.register(
+            "serverset_refusals",
+            "Serverset updates refused: emptying, or shrinking past serverset_max_shrink",
+            serverset_refusals.clone(),
+        );
+        let serverset_refused = Family::<ServersetLabels, Gauge>::default();
+        registry.register(
+            "serverset_refused",
+            "1 while a serverset's newest update is refused and its file kept",
+            serverset_refused.clone(),
+        );
         Metrics {
             registry,
+            serverset_refusals,
+            serverset_refused,
             propagation_lag,
             errors,
             watch_resyncs,
@@ -99,6 +124,19 @@ impl Metrics {
                 stage: stage.to_owned(),
             })
             .inc();
+    }
+
+    /// Records whether a serverset's update was refused.
+    pub fn serverset_refused(&self, serverset: &str, refused: bool) {
+        let labels = ServersetLabels {
+            serverset: serverset.to_owned(),
+        };
+        if refused {
+            self.serverset_refusals.get_or_create(&labels).inc();
+        }
+        self.serverset_refused
+            .get_or_create(&labels)
+            .set(i64::from(refused));
     }
 
     /// Records a propagation lag.

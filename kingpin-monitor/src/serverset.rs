@@ -1,95 +1,86 @@
-//! Serverset members as the monitor reads them: Finagle serverset JSON in
-//! the member node's data, or KingPin's `<id>-<host:port>` member names.
+//! Serverset files: sorted `host:port` lines of the alive members
+//! (design.md §6), and the guard that refuses an update emptying a
+//! serverset or, when configured, shrinking it too far at once.
 
-use serde::Deserialize;
+use kingpin_api::discovery::{alive_endpoints, Member};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FinagleMember {
-    service_endpoint: FinagleEndpoint,
-    #[serde(default)]
-    status: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct FinagleEndpoint {
-    host: String,
-    port: u16,
-}
-
-/// The `host:port` of a member, or `None` when it is not alive or not a
-/// member at all. Finagle JSON in the data wins; otherwise the child name
-/// may be KingPin's `<id>-<host:port>`.
-pub fn member_endpoint(child_name: &str, data: &[u8]) -> Option<String> {
-    if let Ok(member) = serde_json::from_slice::<FinagleMember>(data) {
-        let alive = member
-            .status
-            .as_deref()
-            .is_none_or(|s| s.eq_ignore_ascii_case("ALIVE"));
-        let host = member.service_endpoint.host;
-        return (alive && valid_host(&host))
-            .then(|| format_endpoint(&host, member.service_endpoint.port));
-    }
-    let (_, endpoint) = child_name.split_once('-')?;
-    let (host, port) = endpoint.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    valid_host(host).then(|| format_endpoint(host, port))
-}
-
-/// Hosts become lines of a file: no whitespace or control characters.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty() && !host.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-fn format_endpoint(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// The file content: sorted, distinct `host:port` lines.
-pub fn serverset_file(mut endpoints: Vec<String>) -> Vec<u8> {
-    endpoints.sort();
-    endpoints.dedup();
+/// The file content: the alive members' sorted, distinct `host:port`
+/// lines.
+pub fn serverset_file(members: &[Member]) -> Vec<u8> {
     let mut text = String::new();
-    for endpoint in endpoints {
-        text.push_str(&endpoint);
+    for endpoint in alive_endpoints(members) {
+        text.push_str(&endpoint.to_string());
         text.push('\n');
     }
     text.into_bytes()
 }
 
+/// How many members a serverset file lists.
+pub(crate) fn members_in_file(content: &[u8]) -> usize {
+    content
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .count()
+}
+
+/// Why an update from `current` members on disk to `next` must not be
+/// written, if it must not: it empties a non-empty serverset, or it
+/// removes more than `max_shrink` (a fraction) of the members at once.
+/// A serverset with no file yet takes anything.
+pub(crate) fn refusal(
+    current: Option<usize>,
+    next: usize,
+    max_shrink: Option<f64>,
+) -> Option<String> {
+    let current = current.filter(|&n| n > 0)?;
+    if next == 0 {
+        return Some(format!(
+            "the update empties the serverset; keeping its {current} members"
+        ));
+    }
+    let removed = current.saturating_sub(next);
+    let limit = max_shrink?;
+    let fraction = removed as f64 / current as f64;
+    (fraction > limit).then(|| {
+        format!(
+            "the update removes {removed} of {current} members ({:.0}%), more than serverset_max_shrink ({:.0}%); keeping them",
+            fraction * 100.0,
+            limit * 100.0
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kingpin_api::discovery::MemberStatus;
+    use kingpin_client::Endpoint;
 
     #[test]
-    fn finagle_json_and_kingpin_names() {
-        let finagle = br#"{"serviceEndpoint":{"host":"10.0.0.1","port":8080},"additionalEndpoints":{},"status":"ALIVE","shard":0}"#;
-        assert_eq!(
-            member_endpoint("member_0000000001", finagle).as_deref(),
-            Some("10.0.0.1:8080")
-        );
-        let dead = br#"{"serviceEndpoint":{"host":"10.0.0.1","port":8080},"status":"DEAD"}"#;
-        assert_eq!(member_endpoint("member_0000000002", dead), None);
-        assert_eq!(
-            member_endpoint("0000000003-10.0.0.2:9090", b"").as_deref(),
-            Some("10.0.0.2:9090")
-        );
-        assert_eq!(
-            member_endpoint("7-[::1]:80", b"").as_deref(),
-            Some("[::1]:80")
-        );
-        assert_eq!(member_endpoint("member_0000000004", b"garbage"), None);
-        assert_eq!(member_endpoint("1-evil host\n:80", b""), None);
+    fn files_are_the_sorted_distinct_alive_endpoints() {
+        let member = |host: &str, port| Member::new(Endpoint::new(host, port));
+        let members = [
+            member("b", 1),
+            member("a", 2),
+            member("b", 1),
+            member("c", 3).with_status(MemberStatus::Stopping),
+            member("::1", 80),
+        ];
+        let file = serverset_file(&members);
+        assert_eq!(file, b"[::1]:80\na:2\nb:1\n");
+        assert_eq!(members_in_file(&file), 3);
+        assert_eq!(members_in_file(b""), 0);
     }
 
     #[test]
-    fn files_are_sorted_distinct_lines() {
-        let file = serverset_file(vec!["b:1".into(), "a:2".into(), "b:1".into()]);
-        assert_eq!(file, b"a:2\nb:1\n");
+    fn emptying_is_refused_and_shrinking_only_past_the_limit() {
+        assert!(refusal(Some(3), 0, None).unwrap().contains("empties"));
+        assert_eq!(refusal(None, 0, None), None, "nothing on disk yet");
+        assert_eq!(refusal(Some(0), 0, Some(0.1)), None, "already empty");
+        assert_eq!(refusal(Some(10), 1, None), None, "no limit set");
+        assert_eq!(refusal(Some(10), 5, Some(0.5)), None, "exactly the limit");
+        let refused = refusal(Some(10), 4, Some(0.5)).unwrap();
+        assert!(refused.contains("removes 6 of 10"), "{refused}");
+        assert_eq!(refusal(Some(10), 12, Some(0.0)), None, "growing");
     }
 }

@@ -58,6 +58,10 @@ pub struct MonitorSettings {
     pub reconcile_jitter: Duration,
     /// Hooks, in order.
     pub hooks: Vec<Hook>,
+    /// Refuse a serverset update that removes more than this fraction of
+    /// its members at once (an update that empties a serverset is always
+    /// refused). `None`: only emptying is refused.
+    pub serverset_max_shrink: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +91,8 @@ struct SettingsFile {
     reconcile_jitter: Option<String>,
     #[serde(default)]
     hooks: Vec<HookFile>,
+    #[serde(default)]
+    serverset_max_shrink: Option<f64>,
 }
 
 fn duration(what: &str, text: Option<&str>, default: Duration) -> Result<Duration, SettingsError> {
@@ -115,6 +121,7 @@ impl MonitorSettings {
             reconcile_interval: Duration::from_secs(300),
             reconcile_jitter: Duration::from_secs(30),
             hooks: Vec::new(),
+            serverset_max_shrink: None,
         }
     }
 
@@ -160,6 +167,14 @@ impl MonitorSettings {
             file.reconcile_jitter.as_deref(),
             settings.reconcile_jitter,
         )?;
+        if let Some(limit) = file.serverset_max_shrink {
+            if !(0.0..1.0).contains(&limit) {
+                return Err(SettingsError(format!(
+                    "serverset_max_shrink = {limit} must be a fraction in [0, 1): the share of a serverset's members one update may remove (emptying is always refused)"
+                )));
+            }
+            settings.serverset_max_shrink = Some(limit);
+        }
         for hook in file.hooks {
             let names = glob::Pattern::new(&hook.names).map_err(|e| {
                 SettingsError(format!("hook names = {:?} is not a glob: {e}", hook.names))
@@ -199,6 +214,7 @@ mod tests {
             config_dir = "/tmp/config"
             admin_addr = "127.0.0.1:19898"
             reconcile_interval = "1m"
+            serverset_max_shrink = 0.5
             [[hooks]]
             names = "config.manageddata.spam.*"
             command = ["/bin/true", "--reload"]
@@ -209,6 +225,7 @@ mod tests {
         assert_eq!(settings.config_dir, PathBuf::from("/tmp/config"));
         assert_eq!(settings.serverset_dir, PathBuf::from(DEFAULT_SERVERSET_DIR));
         assert_eq!(settings.reconcile_interval, Duration::from_secs(60));
+        assert_eq!(settings.serverset_max_shrink, Some(0.5));
         assert_eq!(settings.hooks[0].timeout, Duration::from_secs(5));
         assert!(settings.hooks[0]
             .names
@@ -226,6 +243,10 @@ mod tests {
                 "reconcile_interval",
             ),
             ("dependency = \"w.dep\"\ntypo = 1", "typo"),
+            (
+                "dependency = \"w.dep\"\nserverset_max_shrink = 1.5",
+                "serverset_max_shrink",
+            ),
             (
                 "dependency = \"w.dep\"\n[[hooks]]\nnames = \"*\"\ncommand = []",
                 "empty command",

@@ -30,6 +30,11 @@ pub struct EntryStatus {
     pub error: Option<String>,
     /// Serverset members written (serversets).
     pub members: Option<usize>,
+    /// Why the newest serverset update was not written, while it is not;
+    /// cleared when an update is accepted.
+    pub refused: Option<String>,
+    /// Serverset updates refused since the monitor started.
+    pub refusals: u64,
 }
 
 /// Ready, or degraded with the reasons.
@@ -193,6 +198,8 @@ impl MonitorState {
         for (name, entry) in &inner.entries {
             if let Some(e) = &entry.error {
                 reasons.push(format!("{name}: {e}"));
+            } else if let Some(refused) = &entry.refused {
+                reasons.push(format!("{name}: update refused: {refused}"));
             } else if entry.last_fetch_ms.is_none() {
                 reasons.push(format!("{name}: not synced yet"));
             }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kingpin_api::discovery::Member;
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
 use kingpin_api::{BlobKey, BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator};
 use kingpin_conformance_tests::endpoints::{private_server, shared_endpoint, shared_s3};
@@ -660,4 +661,132 @@ async fn serversets_become_sorted_host_port_lines() {
     )
     .await;
     assert!(body.contains(r#""members":2"#), "{body}");
+}
+
+/// A serverset update that empties the serverset, or removes more than
+/// `serverset_max_shrink` of it at once, is refused: the file keeps its
+/// members, `/serverset/{name}`, the health check and the metrics say so,
+/// and the next acceptable update is written.
+async fn serverset_guard_refuses_and_recovers(backends: Backends) {
+    let out = tempfile::tempdir().unwrap();
+    let manager = MetaConfigManager::new(backends.coordinator.clone());
+    let serverset = MetaConfig::serverset("api", "prod").unwrap();
+    manager.create(&serverset).await.unwrap();
+    manager.create_dependency(&name("host.dep")).await.unwrap();
+    manager
+        .add_to_dependency(&name("host.dep"), &serverset.name)
+        .await
+        .unwrap();
+    let coordinator = backends.coordinator.clone();
+    let join = |host: &'static str| {
+        let coordinator = coordinator.clone();
+        let prefix = serverset.node_path.join("member_").unwrap();
+        async move {
+            let member = Member::new(kingpin_client::Endpoint::new(host, 80));
+            coordinator
+                .create(
+                    &prefix,
+                    &member.to_json(),
+                    kingpin_api::CreateMode::EphemeralSequential,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let leave_all = |paths: Vec<kingpin_api::NodePath>| {
+        let coordinator = coordinator.clone();
+        async move {
+            let ops = paths
+                .into_iter()
+                .map(|path| kingpin_api::Op::Delete {
+                    path,
+                    expected_version: None,
+                })
+                .collect();
+            coordinator.transaction(ops).await.unwrap();
+        }
+    };
+    let a = join("10.0.0.1").await;
+    let b = join("10.0.0.2").await;
+    let c = join("10.0.0.3").await;
+    let mut settings = backends.settings("host.dep", out.path());
+    settings.serverset_max_shrink = Some(0.5);
+    let monitor = Monitor::start(settings).await.unwrap();
+    let admin = monitor.admin_addr().unwrap();
+    let file = out.path().join("serverset/discovery.api.prod");
+    let entry = |state: &MonitorState| state.entry(&serverset.name).unwrap_or_default();
+    wait_for(monitor.state(), "three members", |_| {
+        file_is(&file, b"10.0.0.1:80\n10.0.0.2:80\n10.0.0.3:80\n")
+    })
+    .await;
+
+    // Two of three leave at once: 67% > 50%.
+    leave_all(vec![a, b]).await;
+    wait_for(monitor.state(), "the shrink refused", |s| {
+        entry(s).refused.is_some()
+    })
+    .await;
+    assert!(file_is(&file, b"10.0.0.1:80\n10.0.0.2:80\n10.0.0.3:80\n"));
+    let (status, body) = http_get(admin, "/serverset/discovery.api.prod").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("removes 2 of 3 members"), "{body}");
+    assert!(body.contains(r#""refusals":1"#), "{body}");
+    let (status, body) = http_get(admin, "/admin/healthcheck").await;
+    assert_eq!(status, 503, "a refused update degrades health: {body}");
+    assert!(body.contains("update refused"), "{body}");
+    let (_, metrics) = http_get(admin, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"kingpin_monitor_serverset_refusals_total{serverset="discovery.api.prod"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"kingpin_monitor_serverset_refused{serverset="discovery.api.prod"} 1"#),
+        "{metrics}"
+    );
+
+    // One comes back: 2 of 3 on disk is a 33% shrink, accepted.
+    let d = join("10.0.0.4").await;
+    wait_for(monitor.state(), "the acceptable update", |_| {
+        file_is(&file, b"10.0.0.3:80\n10.0.0.4:80\n")
+    })
+    .await;
+    assert_eq!(entry(monitor.state()).refused, None);
+    let (status, _) = http_get(admin, "/admin/healthcheck").await;
+    assert_eq!(status, 200);
+    let (_, metrics) = http_get(admin, "/metrics").await;
+    assert!(
+        metrics.contains(r#"kingpin_monitor_serverset_refused{serverset="discovery.api.prod"} 0"#),
+        "{metrics}"
+    );
+
+    // Everyone leaves: emptying is refused whatever the limit.
+    leave_all(vec![c, d]).await;
+    wait_for(monitor.state(), "the emptying refused", |s| {
+        entry(s)
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.contains("empties"))
+    })
+    .await;
+    assert!(file_is(&file, b"10.0.0.3:80\n10.0.0.4:80\n"));
+    assert_eq!(entry(monitor.state()).refusals, 2);
+    join("10.0.0.5").await;
+    wait_for(monitor.state(), "a member after the emptying", |_| {
+        file_is(&file, b"10.0.0.5:80\n")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serverset_guard_on_sqlite() {
+    serverset_guard_refuses_and_recovers(sqlite_fs().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serverset_guard_on_zookeeper() {
+    if let Some(backends) = zookeeper_s3("serverset_guard_on_zookeeper", None).await {
+        serverset_guard_refuses_and_recovers(backends).await;
+    }
 }
