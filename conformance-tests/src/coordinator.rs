@@ -914,7 +914,7 @@ macro_rules! coordinator_suite {
             watch_survives_server_restart, outage_gives_retryable_errors);
         $crate::coordinator_suite!(@cases $harness, discovery, $crate::ServerNeeds::Shared;
             serverset_join_and_leave, serverset_member_survives_session_expiry,
-            serverset_reads_members_of_other_clients);
+            serverset_reads_members_of_other_clients, serverset_hosts_provider_follows_members);
         $crate::coordinator_suite!(@cases $harness, discovery, $crate::ServerNeeds::Restartable;
             serverset_member_survives_server_restart);
     };

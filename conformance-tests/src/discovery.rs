@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kingpin_api::discovery::{alive_endpoints, Member, MemberStatus, ServerSet, MEMBER_PREFIX};
 use kingpin_api::{Coordinator, CreateMode, WatchStream};
-use kingpin_client::Endpoint;
+use kingpin_client::{Endpoint, HostsProvider};
 
 use crate::coordinator::{next_event, p, EVENT_TIMEOUT};
 use crate::harness::{skip, Harness};
@@ -230,4 +230,66 @@ pub async fn serverset_reads_members_of_other_clients(h: &dyn Harness) {
     assert_eq!(members[0].additional_endpoints["health"].port, 31001);
     assert_eq!(members[1].status, MemberStatus::Stopping);
     assert_eq!(endpoints(&members), ["10.1.0.1:31000", "10.1.0.3:31000"]);
+}
+
+/// Takes the provider's changes until it lists `want`.
+async fn until_hosts(
+    changes: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<Endpoint>>,
+    want: Vec<Endpoint>,
+) {
+    loop {
+        let hosts = tokio::time::timeout(EVENT_TIMEOUT, changes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the provider never listed {want:?}"))
+            .expect("provider alive");
+        if hosts == want {
+            return;
+        }
+    }
+}
+
+pub async fn serverset_hosts_provider_follows_members(h: &dyn Harness) {
+    let session = h.connect().await;
+    let c = session.coordinator.clone();
+    if !needs_ephemeral(h, &*c, "serverset_hosts_provider_follows_members") {
+        return;
+    }
+    let api = serverset(&c);
+    let fallback = Endpoint::new("fallback.example", 1);
+    let (provider, follower) = api
+        .hosts_provider(HostsProvider::builder().fallback([fallback.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(*provider.hosts(), [fallback], "no members: the fallback");
+    let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    provider.on_change(move |hosts| {
+        let _ = changed.send(hosts.to_vec());
+    });
+    let one = api.join(member("10.2.0.1", 80)).await.unwrap();
+    until_hosts(&mut changes, vec![Endpoint::new("10.2.0.1", 80)]).await;
+    let two = api.join(member("10.2.0.2", 80)).await.unwrap();
+    until_hosts(
+        &mut changes,
+        vec![Endpoint::new("10.2.0.1", 80), Endpoint::new("10.2.0.2", 80)],
+    )
+    .await;
+    one.leave().await.unwrap();
+    until_hosts(&mut changes, vec![Endpoint::new("10.2.0.2", 80)]).await;
+
+    // The last one leaving would empty the list: refused, the host stays.
+    let mut watch = api.watch().await.unwrap();
+    two.leave().await.unwrap();
+    until_members(&mut watch, &api, "everyone gone", <[Member]>::is_empty).await;
+    let three = api.join(member("10.2.0.3", 80)).await.unwrap();
+    let next = tokio::time::timeout(EVENT_TIMEOUT, changes.recv())
+        .await
+        .expect("the provider follows the new member")
+        .expect("provider alive");
+    assert_eq!(
+        next,
+        [Endpoint::new("10.2.0.3", 80)],
+        "the next change is the new member: the empty update was refused"
+    );
+    drop(follower);
+    three.leave().await.unwrap();
 }

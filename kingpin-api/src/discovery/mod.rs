@@ -10,9 +10,19 @@
 //!   through reconnects and session expiry; [`Membership::leave`] removes it.
 //! - [`ServerSet::members`] and [`MemberCache`] read the members;
 //!   [`ServerSet::watch`] says when they change.
+//! - [`Registration`] keeps a member joined while a [`HealthCheck`]
+//!   passes, with HAProxy-style rise/fall ([`HealthPolicy`]).
+//! - [`ServerSet::hosts_provider`] gives a `kingpin_client::HostsProvider`
+//!   fed straight from the coordinator.
 
+mod hosts;
 mod member;
+mod registration;
 mod serverset;
 
+pub use hosts::HostsFollower;
 pub use member::{Member, MemberStatus, MEMBER_PREFIX};
+pub use registration::{
+    AlwaysHealthy, HealthCheck, HealthPolicy, Registration, RegistrationBuilder, RegistrationState,
+};
 pub use serverset::{alive_endpoints, MemberCache, Membership, ServerSet};
