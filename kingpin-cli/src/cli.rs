@@ -2,9 +2,12 @@
 //! text of every command.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
+
+use crate::health_checks::CheckSpec;
 
 /// The exit-code table, shown at the end of `kingpin --help`.
 const EXIT_CODES: &str = "\
@@ -23,7 +26,8 @@ Errors go to stderr as `kingpin: <kind>: <message>`; with --json as
 checked before anything is opened or written.";
 
 const LONG_ABOUT: &str = "\
-Administer kingpin configs, managed data, deciders and metaconfig.
+Administer kingpin configs, managed data, deciders and metaconfig, and
+register service instances in serversets.
 
 Backends are chosen, first match wins, by --coordinator/--blobstore,
 KINGPIN_COORDINATOR/KINGPIN_BLOBSTORE, the config file (--config,
@@ -128,6 +132,10 @@ pub enum Command {
     /// Dependencies (`*.dep`): groups of metaconfigs hosts subscribe to.
     #[command(subcommand)]
     Dep(DepCommand),
+    /// Register a service instance in serverset discovery.SERVICE.ENV while
+    /// its health check passes; leave on SIGTERM or SIGINT.
+    #[command(long_about = REGISTER_ABOUT)]
+    Register(RegisterArgs),
     /// Show the coordinator, blob store and author in use, and where each
     /// setting came from (URL options are never shown).
     Backends,
@@ -145,6 +153,83 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+const REGISTER_ABOUT: &str = "\
+Register a service instance in serverset discovery.SERVICE.ENV (the node
+/discovery/SERVICE/ENV/member_NNNNNNNNNN, Finagle serverset JSON) while its
+health check passes, and leave on SIGTERM or SIGINT (exit code 0).
+
+The first check runs at once and the first pass registers. Once
+registered, FALL failed checks in a row deregister it; after that RISE
+passes in a row register it again. A check that takes longer than
+--timeout fails. Registration is kept through coordinator reconnects,
+restarts and session expiry; joins that fail while the coordinator is
+unreachable are retried. Transitions are logged to stderr (RUST_LOG sets
+the level).
+
+Checks:
+  http://HOST:PORT/PATH   GET; a 2xx answer is healthy (redirects are not
+                          followed; https is not supported)
+  tcp                     connect to --host:--port
+  tcp:HOST:PORT           connect to HOST:PORT
+  cmd -- COMMAND [ARG]... run COMMAND (no shell); exit status 0 is healthy;
+                          killed with its process group at --timeout
+  (no --check)            registered for as long as kingpin runs
+
+Example:
+  kingpin register --service api --env prod --port 8080 \\
+      --check http://127.0.0.1:8080/health --interval 2s --fall 2";
+
+/// `kingpin register`'s options.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Service name (one name component: a-z, 0-9, `_`, `-`).
+    #[arg(long)]
+    pub service: String,
+    /// Environment, e.g. prod.
+    #[arg(long)]
+    pub env: String,
+    /// The port clients connect to.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// The host clients connect to: a host name or IP address (default:
+    /// this machine's host name).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The shard this instance serves.
+    #[arg(long, value_name = "N")]
+    pub shard: Option<i32>,
+    /// Health check: http://HOST:PORT/PATH, tcp, tcp:HOST:PORT or cmd
+    /// (with the command after `--`). Without it: registered while kingpin
+    /// runs.
+    #[arg(long, value_name = "CHECK", value_parser = CheckSpec::parse)]
+    pub check: Option<CheckSpec>,
+    /// Time between the starts of two checks (e.g. 5s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub interval: Duration,
+    /// How long a check may take before it fails; at most --interval.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Passes in a row that register a deregistered instance again.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one())]
+    pub rise: u32,
+    /// Failures in a row that deregister a registered instance.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = at_least_one())]
+    pub fall: u32,
+    /// With `--check cmd`: the command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// A duration such as `5s`, `500ms` or `1m 30s`.
+fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(text)
+}
+
+/// A count of at least 1.
+fn at_least_one() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
 }
 
 /// Where new content comes from: `--file`, `--value`, or else stdin.

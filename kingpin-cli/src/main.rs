@@ -1,6 +1,7 @@
 //! `kingpin`: the admin command line of kingpin's config core — versioned
 //! configs, managed lists, maps, mapped lists and JSON documents, decider
-//! values, metaconfigs and dependencies.
+//! values, metaconfigs and dependencies — and `kingpin register`, which
+//! keeps a service instance in its serverset while its health check passes.
 //!
 //! Backends are picked by `--coordinator`/`--blobstore`, then
 //! `KINGPIN_COORDINATOR`/`KINGPIN_BLOBSTORE`, then the TOML config file
@@ -21,6 +22,9 @@
 //! | 6 | invalid input (`InvalidArgument`, `TooLarge`, a bad `--type` item, bad JSON) |
 //! | 7 | unauthorized (`Unauthorized`) |
 //!
+//! `kingpin register` runs until SIGTERM or SIGINT and exits 0 once it has
+//! left its serverset; it logs to stderr through `tracing` (`RUST_LOG`).
+//!
 //! Errors go to stderr as `kingpin: <kind>: <message>`, or with `--json`
 //! as `{"error":{"kind":"not_found","message":"..."}}`. Names and values
 //! are validated before any backend is opened, so invalid input writes
@@ -31,6 +35,7 @@ mod cli;
 mod commands;
 mod content;
 mod failure;
+mod health_checks;
 mod items;
 mod output;
 mod settings;

@@ -12,6 +12,7 @@ mod list;
 mod map;
 mod mapped_list;
 mod metaconfig;
+mod register;
 
 use anyhow::Result;
 use clap::CommandFactory;
@@ -66,6 +67,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Decider(command) => decider::run(command, ctx).await,
         Command::Metaconfig(command) => metaconfig::run(command, ctx).await,
         Command::Dep(command) => dep::run(command, ctx).await,
+        Command::Register(args) => register::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
