@@ -33,7 +33,9 @@ fn env_var(kind: ServerKind) -> &'static str {
     }
 }
 
-fn skip_external() -> bool {
+/// Whether the run opted out of external servers and tools
+/// (`KINGPIN_TEST_SKIP_EXTERNAL=1`).
+pub fn skip_external() -> bool {
     std::env::var(SKIP_EXTERNAL_ENV).is_ok_and(|v| v == "1" || v == "true")
 }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use kingpin_api::decider::Decider;
 use kingpin_api::managed::to_kingpin_json;
-use kingpin_conformance_tests::endpoints::SKIP_EXTERNAL_ENV;
+use kingpin_conformance_tests::endpoints::{skip_external, SKIP_EXTERNAL_ENV};
 use kingpin_conformance_tests::harness::skip;
 use serde_json::{json, Value};
 
@@ -22,7 +22,7 @@ fn python(case: &str, script: &str, input: &str) -> Option<String> {
         .spawn();
     let mut child = match child {
         Ok(child) => child,
-        Err(e) if std::env::var(SKIP_EXTERNAL_ENV).is_ok_and(|v| v == "1") => {
+        Err(e) if skip_external() => {
             skip("python3", case, &format!("python3 cannot run ({e})"));
             return None;
         }
