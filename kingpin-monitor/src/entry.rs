@@ -185,6 +185,9 @@ fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) -> bool {
 struct OnDisk {
     sha256: Option<String>,
     members: Option<usize>,
+    /// The sha256 of the serverset content last refused, if the newest
+    /// update was refused.
+    refused: Option<String>,
 }
 
 async fn read_on_disk(file: PathBuf) -> OnDisk {
@@ -192,6 +195,7 @@ async fn read_on_disk(file: PathBuf) -> OnDisk {
         Ok(data) => OnDisk {
             sha256: Some(sha256_hex(&data)),
             members: Some(members_in_file(&data)),
+            refused: None,
         },
         Err(_) => OnDisk::default(),
     })
@@ -221,17 +225,25 @@ async fn sync_once(
     };
     if let Some(next) = fetched.members {
         let refused = refusal(on_disk.members, next, ctx.settings.serverset_max_shrink);
+        // A refused membership seen again (another event, a reconcile) is
+        // the same refusal, counted once.
+        let new_refusal =
+            refused.is_some() && on_disk.refused.as_deref() != Some(fetched.sha256.as_str());
         ctx.metrics
-            .serverset_refused(name.as_str(), refused.is_some());
+            .serverset_refused(name.as_str(), refused.is_some(), new_refusal);
         if let Some(reason) = refused {
-            tracing::warn!(%name, reason = %reason, "serverset update refused; keeping the file");
+            if new_refusal {
+                tracing::warn!(%name, reason = %reason, "serverset update refused; keeping the file");
+            }
+            on_disk.refused = Some(fetched.sha256);
             ctx.state.update(name, |e| {
                 e.last_fetch_ms = Some(fetched_at);
-                e.refusals += 1;
+                e.refusals += u64::from(new_refusal);
                 e.refused = Some(reason);
             });
             return Ok(());
         }
+        on_disk.refused = None;
     }
     let mut written = None;
     if on_disk.sha256.as_deref() != Some(fetched.sha256.as_str()) {

@@ -126,12 +126,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Records whether a serverset's update was refused.
-    pub fn serverset_refused(&self, serverset: &str, refused: bool) {
+    /// Records whether a serverset's newest update is refused, and counts
+    /// a refusal not seen before.
+    pub fn serverset_refused(&self, serverset: &str, refused: bool, new_refusal: bool) {
         let labels = ServersetLabels {
             serverset: serverset.to_owned(),
         };
-        if refused {
+        if new_refusal {
             self.serverset_refusals.get_or_create(&labels).inc();
         }
         self.serverset_refused

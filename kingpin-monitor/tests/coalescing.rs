@@ -2,35 +2,19 @@
 //! fetch is in flight become one fetch of the newest version, and a
 //! metaconfig's maximum random delay spreads the fetches of a change.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
-use kingpin_api::{BlobKey, BlobMeta, BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator};
-use kingpin_conformance_tests::endpoints::{shared_endpoint, shared_s3};
-use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::{unique_namespace, unique_suffix};
-use kingpin_monitor::{Monitor, MonitorSettings, MonitorState};
+use kingpin_api::{BlobKey, BlobMeta, BlobStore, ConfigName};
+use kingpin_monitor::{Monitor, MonitorState};
 use tokio::sync::{mpsc, watch};
 
-/// Generous: a failing wait means the behaviour is missing, not slow.
-const WAIT: Duration = Duration::from_secs(30);
-
-fn name(s: &str) -> ConfigName {
-    ConfigName::parse(s).unwrap()
-}
-
-fn change() -> ChangeInfo {
-    ChangeInfo::new("test", "coalescing test")
-}
-
-async fn wait_for(state: &MonitorState, what: &str, condition: impl FnMut(&MonitorState) -> bool) {
-    tokio::time::timeout(WAIT, state.wait_for(condition))
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", state.health()));
-}
+mod support;
+use support::{change, name, wait_for, zookeeper_s3, Backends, WAIT};
 
 fn version_of(state: &MonitorState, config: &ConfigName) -> Option<u64> {
     state.entry(config).and_then(|e| e.version)
@@ -138,64 +122,27 @@ impl BlobStore for GatedBlobStore {
     }
 }
 
-/// ZooKeeper and S3 under a fresh namespace and prefix.
-struct Backends {
-    coordinator_url: String,
-    blobstore_url: String,
-    coordinator: Arc<dyn Coordinator>,
+/// Subscribes `host.dep` to `metaconfig` and starts a monitor on `blobs`,
+/// writing under `out`.
+async fn start_monitor(
+    backends: &Backends,
+    out: &Path,
+    metaconfig: &MetaConfig,
     blobs: Arc<dyn BlobStore>,
-    out: tempfile::TempDir,
-}
-
-impl Backends {
-    /// `None` when the run opted out of external servers.
-    async fn start(case: &str) -> Option<Backends> {
-        let hosts = shared_endpoint(ServerKind::ZooKeeper, case).await?;
-        let (endpoint, credentials) = shared_s3(case).await?;
-        let prefix = format!("coalescing-{}", unique_suffix());
-        let blobs = kingpin_conformance_tests::s3::aws_sdk_store(
-            &endpoint,
-            &credentials,
-            "kingpin-test",
-            &prefix,
-        )
-        .await;
-        let coordinator_url = format!("zk://{hosts}{}?session_timeout=4s", unique_namespace());
-        Some(Backends {
-            coordinator: kingpin::open_coordinator(&coordinator_url).await.unwrap(),
-            blobs: Arc::new(blobs),
-            // Not opened by the monitor: these tests hand it a blob store.
-            blobstore_url: format!(
-                "s3://kingpin-test/{prefix}?endpoint={endpoint}&region=us-east-1&path_style=true"
-            ),
-            coordinator_url,
-            out: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn store(&self) -> ConfigStore {
-        ConfigStore::new(self.coordinator.clone(), self.blobs.clone())
-    }
-
-    /// Subscribes `host.dep` to `metaconfig` and starts a monitor on
-    /// `blobs`, writing under this test's directory.
-    async fn start_monitor(&self, metaconfig: &MetaConfig, blobs: Arc<dyn BlobStore>) -> Monitor {
-        let manager = MetaConfigManager::new(self.coordinator.clone());
-        let dep = name("host.dep");
-        manager.create_dependency(&dep).await.unwrap();
-        manager.create(metaconfig).await.unwrap();
-        manager
-            .add_to_dependency(&dep, &metaconfig.name)
-            .await
-            .unwrap();
-        let mut settings = MonitorSettings::new(&self.coordinator_url, &self.blobstore_url, dep);
-        settings.config_dir = self.out.path().join("config");
-        settings.serverset_dir = self.out.path().join("serverset");
-        settings.admin_addr = None;
-        Monitor::start_with_blob_store(settings, blobs)
-            .await
-            .unwrap()
-    }
+) -> Monitor {
+    let manager = MetaConfigManager::new(backends.coordinator.clone());
+    let dep = name("host.dep");
+    manager.create_dependency(&dep).await.unwrap();
+    manager.create(metaconfig).await.unwrap();
+    manager
+        .add_to_dependency(&dep, &metaconfig.name)
+        .await
+        .unwrap();
+    let mut settings = backends.settings("host.dep", out);
+    settings.admin_addr = None;
+    Monitor::start_with_blob_store(settings, blobs)
+        .await
+        .unwrap()
 }
 
 /// The fetch of v2 is held while v3..v10 are written. Once it is let go,
@@ -204,7 +151,7 @@ impl Backends {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_during_a_fetch_becomes_one_fetch_of_the_newest_version() {
     let case = "a_burst_during_a_fetch_becomes_one_fetch_of_the_newest_version";
-    let Some(backends) = Backends::start(case).await else {
+    let Some(backends) = zookeeper_s3(case, None).await else {
         return;
     };
     let config = name("config.app.flags");
@@ -222,9 +169,9 @@ async fn a_burst_during_a_fetch_becomes_one_fetch_of_the_newest_version() {
     };
     write(1).await;
     let (blobs, mut held) = GatedBlobStore::new(backends.blobs.clone());
-    let monitor = backends
-        .start_monitor(&MetaConfig::config(config.clone()).unwrap(), blobs.clone())
-        .await;
+    let out = tempfile::tempdir().unwrap();
+    let metaconfig = MetaConfig::config(config.clone()).unwrap();
+    let monitor = start_monitor(&backends, out.path(), &metaconfig, blobs.clone()).await;
     let state = monitor.state().clone();
     wait_for(&state, "v1", |s| version_of(s, &config) == Some(1)).await;
     let fetched_before = blobs.fetched().len();
@@ -270,7 +217,7 @@ async fn a_burst_during_a_fetch_becomes_one_fetch_of_the_newest_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metaconfigs_max_random_delay_spreads_fetches() {
     let case = "a_metaconfigs_max_random_delay_spreads_fetches";
-    let Some(backends) = Backends::start(case).await else {
+    let Some(backends) = zookeeper_s3(case, None).await else {
         return;
     };
     const MAX_DELAY_MS: u64 = 1000;
@@ -287,9 +234,8 @@ async fn a_metaconfigs_max_random_delay_spreads_fetches() {
     let metaconfig = MetaConfig::config(config.clone())
         .unwrap()
         .with_max_random_delay_ms(MAX_DELAY_MS);
-    let monitor = backends
-        .start_monitor(&metaconfig, backends.blobs.clone())
-        .await;
+    let out = tempfile::tempdir().unwrap();
+    let monitor = start_monitor(&backends, out.path(), &metaconfig, backends.blobs.clone()).await;
     let state = monitor.state().clone();
     wait_for(&state, "v1", |s| version_of(s, &config) == Some(1)).await;
 

@@ -4,36 +4,20 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kingpin_api::discovery::Member;
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
-use kingpin_api::{BlobKey, BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator};
-use kingpin_conformance_tests::endpoints::{private_server, shared_endpoint, shared_s3};
+use kingpin_api::BlobKey;
+use kingpin_conformance_tests::endpoints::{private_server, shared_endpoint};
 use kingpin_conformance_tests::partition::Partition;
 use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::{unique_namespace, unique_suffix};
-use kingpin_monitor::{Hook, Monitor, MonitorSettings, MonitorState};
+use kingpin_monitor::{Hook, Monitor, MonitorState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Generous: a failing wait means the behaviour is missing, not slow.
-const WAIT: Duration = Duration::from_secs(30);
-
-fn name(s: &str) -> ConfigName {
-    ConfigName::parse(s).unwrap()
-}
-
-fn change() -> ChangeInfo {
-    ChangeInfo::new("test", "monitor test")
-}
-
-async fn wait_for(state: &MonitorState, what: &str, condition: impl FnMut(&MonitorState) -> bool) {
-    tokio::time::timeout(WAIT, state.wait_for(condition))
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", state.health()));
-}
+mod support;
+use support::{change, name, sqlite_fs, wait_for, zookeeper_s3, Backends, WAIT};
 
 fn file_is(path: &Path, content: &[u8]) -> bool {
     std::fs::read(path).is_ok_and(|c| c == content)
@@ -54,77 +38,6 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-/// Backends of one test: URLs for the monitor, clients for the writer.
-struct Backends {
-    coordinator_url: String,
-    // The ZooKeeper chroot, when on ZooKeeper.
-    namespace: String,
-    blobstore_url: String,
-    coordinator: Arc<dyn Coordinator>,
-    blobs: Arc<dyn BlobStore>,
-    _dir: tempfile::TempDir,
-}
-
-impl Backends {
-    fn store(&self) -> ConfigStore {
-        ConfigStore::new(self.coordinator.clone(), self.blobs.clone())
-    }
-
-    fn settings(&self, dependency: &str, out: &Path) -> MonitorSettings {
-        let mut settings =
-            MonitorSettings::new(&self.coordinator_url, &self.blobstore_url, name(dependency));
-        settings.config_dir = out.join("config");
-        settings.serverset_dir = out.join("serverset");
-        settings.admin_addr = Some("127.0.0.1:0".parse().unwrap());
-        settings
-    }
-}
-
-async fn sqlite_fs() -> Backends {
-    let dir = tempfile::tempdir().unwrap();
-    let coordinator_url = format!("sqlite://{}", dir.path().join("k.db").display());
-    let blobstore_url = format!("file://{}", dir.path().join("blobs").display());
-    Backends {
-        coordinator: kingpin::open_coordinator(&coordinator_url).await.unwrap(),
-        blobs: kingpin::open_blob_store(&blobstore_url).await.unwrap(),
-        coordinator_url,
-        blobstore_url,
-        namespace: String::new(),
-        _dir: dir,
-    }
-}
-
-async fn zookeeper_s3(case: &str, zk: Option<String>) -> Option<Backends> {
-    let hosts = match zk {
-        Some(hosts) => hosts,
-        None => shared_endpoint(ServerKind::ZooKeeper, case).await?,
-    };
-    let (endpoint, credentials) = shared_s3(case).await?;
-    // The monitor's S3 client reads its keys from the AWS chain.
-    std::env::set_var("AWS_ACCESS_KEY_ID", &credentials.access_key);
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", &credentials.secret_key);
-    let prefix = format!("monitor-{}", unique_suffix());
-    let blobs = kingpin_conformance_tests::s3::aws_sdk_store(
-        &endpoint,
-        &credentials,
-        "kingpin-test",
-        &prefix,
-    )
-    .await;
-    let namespace = unique_namespace();
-    let coordinator_url = format!("zk://{hosts}{namespace}?session_timeout=4s");
-    Some(Backends {
-        namespace,
-        coordinator: kingpin::open_coordinator(&coordinator_url).await.unwrap(),
-        blobs: Arc::new(blobs),
-        blobstore_url: format!(
-            "s3://kingpin-test/{prefix}?endpoint={endpoint}&region=us-east-1&path_style=true&conditional_put=if-none-match"
-        ),
-        coordinator_url,
-        _dir: tempfile::tempdir().unwrap(),
-    })
 }
 
 /// Creates metaconfigs for `configs` and the dependency `dep` holding them.
