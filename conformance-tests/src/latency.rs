@@ -43,4 +43,25 @@ impl Latencies {
             .as_secs_f64()
             * 1e6
     }
+
+    /// `n=… p50=… ms p99=… ms max=… ms`, for latencies of milliseconds
+    /// and more.
+    pub fn summary_ms(&self) -> String {
+        format!(
+            "n={:<6} p50={:>9.1} ms   p99={:>9.1} ms   max={:>9.1} ms",
+            self.len(),
+            self.percentile_us(50.0) / 1000.0,
+            self.percentile_us(99.0) / 1000.0,
+            self.max_us() / 1000.0,
+        )
+    }
+}
+
+/// The number in the environment variable `var`, or `default` when it is
+/// unset or not a number: how benchmarks take their sizes.
+pub fn env_number(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -20,28 +20,15 @@ use futures::StreamExt;
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
 use kingpin_api::{BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator, WatchKind};
 use kingpin_conformance_tests::endpoints::{bench_endpoint, bench_s3};
-use kingpin_conformance_tests::latency::Latencies;
+use kingpin_conformance_tests::latency::{env_number, Latencies};
 use kingpin_conformance_tests::s3::aws_sdk_store;
 use kingpin_conformance_tests::servers::ServerKind;
 use kingpin_conformance_tests::{unique_name_component, unique_namespace, unique_suffix};
 use kingpin_monitor::{Monitor, MonitorSettings};
 
-fn env_number(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn report(what: &str, samples: Vec<Duration>) -> Latencies {
     let samples = Latencies::new(samples);
-    println!(
-        "{what:<34} n={:<6} p50={:>9.1} ms   p99={:>9.1} ms   max={:>9.1} ms",
-        samples.len(),
-        samples.percentile_us(50.0) / 1000.0,
-        samples.percentile_us(99.0) / 1000.0,
-        samples.max_us() / 1000.0,
-    );
+    println!("{what:<34} {}", samples.summary_ms());
     samples
 }
 

@@ -19,7 +19,7 @@ use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
 use kingpin_api::{ConfigName, Coordinator};
 use kingpin_client::Endpoint;
 use kingpin_conformance_tests::endpoints::bench_endpoint;
-use kingpin_conformance_tests::latency::Latencies;
+use kingpin_conformance_tests::latency::{env_number, Latencies};
 use kingpin_conformance_tests::servers::ServerKind;
 use kingpin_conformance_tests::{unique_name_component, unique_namespace};
 use kingpin_monitor::{Monitor, MonitorSettings};
@@ -27,22 +27,8 @@ use kingpin_monitor::{Monitor, MonitorSettings};
 /// Sessions opened and members joined at once.
 const CONCURRENCY: usize = 100;
 
-fn env_number(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn report(what: &str, samples: Vec<Duration>) {
-    let samples = Latencies::new(samples);
-    println!(
-        "{what:<40} n={:<5} p50={:>8.1} ms   p99={:>8.1} ms   max={:>8.1} ms",
-        samples.len(),
-        samples.percentile_us(50.0) / 1000.0,
-        samples.percentile_us(99.0) / 1000.0,
-        samples.max_us() / 1000.0,
-    );
+    println!("{what:<40} {}", Latencies::new(samples).summary_ms());
 }
 
 fn member_endpoint(i: usize) -> Endpoint {

@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kingpin_api::discovery::{MemberCache, ServerSet};
+use kingpin_api::discovery::{alive_endpoints, MemberCache, ServerSet};
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigKind};
 use kingpin_api::{Backoff, ConfigStore, Coordinator, WatchEvent, WatchKind, WatchStream};
+use kingpin_client::parse_serverset;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::atomic_file::write_atomically;
 use crate::hooks::run_hooks;
 use crate::metrics::Metrics;
-use crate::serverset::{members_in_file, refusal, serverset_file};
+use crate::serverset::{refusal, serverset_file};
 use crate::settings::MonitorSettings;
 use crate::state::{now_ms, MonitorState};
 
@@ -63,7 +64,7 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
     });
     // What is on disk from before (a restart keeps last good files), so an
     // unchanged version is not rewritten and its hooks do not run again.
-    let mut on_disk = read_on_disk(file.clone()).await;
+    let mut on_disk = read_on_disk(file.clone(), metaconfig.kind).await;
     let mut members = match metaconfig.kind {
         MetaConfigKind::Config => None,
         MetaConfigKind::Serverset => {
@@ -190,11 +191,16 @@ struct OnDisk {
     refused: Option<String>,
 }
 
-async fn read_on_disk(file: PathBuf) -> OnDisk {
+async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk {
     tokio::task::spawn_blocking(move || match std::fs::read(file) {
         Ok(data) => OnDisk {
             sha256: Some(sha256_hex(&data)),
-            members: Some(members_in_file(&data)),
+            // A serverset file that does not parse is no baseline: the
+            // next update replaces it whatever it holds.
+            members: match kind {
+                MetaConfigKind::Config => None,
+                MetaConfigKind::Serverset => parse_serverset(&data).ok().map(|e| e.len()),
+            },
             refused: None,
         },
         Err(_) => OnDisk::default(),
@@ -343,10 +349,11 @@ async fn fetch_serverset(cache: &mut MemberCache, full: bool) -> Result<Fetched,
         cache.refresh().await
     }
     .map_err(SyncError::fetch)?;
-    let content = bytes::Bytes::from(serverset_file(&members));
+    let endpoints = alive_endpoints(&members);
+    let content = bytes::Bytes::from(serverset_file(&endpoints));
     Ok(Fetched {
         sha256: sha256_hex(&content),
-        members: Some(members_in_file(&content)),
+        members: Some(endpoints.len()),
         content,
         version: None,
         changed_ms: None,

@@ -2,25 +2,17 @@
 //! (design.md §6), and the guard that refuses an update emptying a
 //! serverset or, when configured, shrinking it too far at once.
 
-use kingpin_api::discovery::{alive_endpoints, Member};
+use kingpin_client::Endpoint;
 
-/// The file content: the alive members' sorted, distinct `host:port`
-/// lines.
-pub fn serverset_file(members: &[Member]) -> Vec<u8> {
+/// The file content: one `host:port` line per endpoint, given sorted and
+/// distinct (as `kingpin_api::discovery::alive_endpoints` gives them).
+pub fn serverset_file(endpoints: &[Endpoint]) -> Vec<u8> {
     let mut text = String::new();
-    for endpoint in alive_endpoints(members) {
+    for endpoint in endpoints {
         text.push_str(&endpoint.to_string());
         text.push('\n');
     }
     text.into_bytes()
-}
-
-/// How many members a serverset file lists.
-pub(crate) fn members_in_file(content: &[u8]) -> usize {
-    content
-        .split(|&b| b == b'\n')
-        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .count()
 }
 
 /// Why an update from `current` members on disk to `next` must not be
@@ -53,8 +45,8 @@ pub(crate) fn refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kingpin_api::discovery::MemberStatus;
-    use kingpin_client::Endpoint;
+    use kingpin_api::discovery::{alive_endpoints, Member, MemberStatus};
+    use kingpin_client::parse_serverset;
 
     #[test]
     fn files_are_the_sorted_distinct_alive_endpoints() {
@@ -66,10 +58,10 @@ mod tests {
             member("c", 3).with_status(MemberStatus::Stopping),
             member("::1", 80),
         ];
-        let file = serverset_file(&members);
+        let file = serverset_file(&alive_endpoints(&members));
         assert_eq!(file, b"[::1]:80\na:2\nb:1\n");
-        assert_eq!(members_in_file(&file), 3);
-        assert_eq!(members_in_file(b""), 0);
+        assert_eq!(parse_serverset(&file).unwrap().len(), 3);
+        assert_eq!(parse_serverset(b"").unwrap().len(), 0);
     }
 
     #[test]
