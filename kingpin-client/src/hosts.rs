@@ -300,6 +300,18 @@ impl HostsProvider {
         self.inner.select_at(Instant::now(), &mut rand::rng())
     }
 
+    /// Like [`select`](Self::select), for a retry: a host that is not in
+    /// `tried` — a healthy one if there is one, else an invalid one — and
+    /// when every host has been tried, any host as `select` picks it.
+    ///
+    /// # Errors
+    ///
+    /// [`HostsError::NoHosts`], as `select`.
+    pub fn select_other(&self, tried: &[Endpoint]) -> Result<HostLease, HostsError> {
+        self.inner
+            .select_other_at(tried, Instant::now(), &mut rand::rng())
+    }
+
     /// Marks `host` as failed: every selector skips it for the retry
     /// period. Returns whether it is invalid now: `false` when it is not
     /// one of the current hosts, when the retry period is zero, or when
@@ -574,6 +586,54 @@ impl Inner {
                     second += 1;
                 }
                 let (first, second) = (candidates.nth(first), candidates.nth(second));
+                if second.in_flight.load(Relaxed) < first.in_flight.load(Relaxed) {
+                    second
+                } else {
+                    first
+                }
+            }
+        };
+        Ok(HostLease::new(Arc::clone(host)))
+    }
+
+    fn select_other_at(
+        &self,
+        tried: &[Endpoint],
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Result<HostLease, HostsError> {
+        if tried.is_empty() {
+            return self.select_at(now, rng);
+        }
+        let set = self.hosts.load();
+        let now_nanos = self.nanos_at(now);
+        let untried: Vec<&Arc<Host>> = set
+            .hosts
+            .iter()
+            .filter(|host| !tried.contains(&host.endpoint))
+            .collect();
+        let healthy: Vec<&Arc<Host>> = untried
+            .iter()
+            .copied()
+            .filter(|host| host.is_valid_at(now_nanos))
+            .collect();
+        let candidates = if healthy.is_empty() { untried } else { healthy };
+        if candidates.is_empty() {
+            return self.select_at(now, rng);
+        }
+        let host = match self.selector {
+            Selector::Random | Selector::PowerOfTwoChoices if candidates.len() == 1 => {
+                candidates[0]
+            }
+            Selector::Random => candidates[rng.random_range(0..candidates.len())],
+            Selector::RoundRobin => candidates[self.next.fetch_add(1, Relaxed) % candidates.len()],
+            Selector::PowerOfTwoChoices => {
+                let first = rng.random_range(0..candidates.len());
+                let mut second = rng.random_range(0..candidates.len() - 1);
+                if second >= first {
+                    second += 1;
+                }
+                let (first, second) = (candidates[first], candidates[second]);
                 if second.in_flight.load(Relaxed) < first.in_flight.load(Relaxed) {
                     second
                 } else {
@@ -936,6 +996,39 @@ mod tests {
         let picks: Vec<_> = (0..4).map(|_| pick(&p, now, &mut rng)).collect();
         assert!(!picks.contains(&hosts[1]));
         assert!(picks.windows(2).all(|pair| pair[0] != pair[1]), "{picks:?}");
+    }
+
+    #[test]
+    fn select_other_avoids_the_tried_hosts_then_the_invalid_ones() {
+        let hosts = endpoints(4);
+        for selector in [
+            Selector::Random,
+            Selector::RoundRobin,
+            Selector::PowerOfTwoChoices,
+        ] {
+            let p = HostsProvider::builder()
+                .selector(selector)
+                .max_invalid_fraction(0.5)
+                .static_hosts(hosts.clone());
+            let mut rng = StdRng::seed_from_u64(3);
+            let now = at(&p, 0);
+            assert!(invalidate(&p, &hosts[2], now));
+            let tried = [hosts[0].clone(), hosts[1].clone()];
+            for _ in 0..50 {
+                let other = p.inner.select_other_at(&tried, now, &mut rng).unwrap();
+                assert_eq!(
+                    *other, hosts[3],
+                    "{selector:?}: the one healthy untried host"
+                );
+            }
+            // Only an invalid host is untried: it is picked before a tried one.
+            let tried = [hosts[0].clone(), hosts[1].clone(), hosts[3].clone()];
+            let other = p.inner.select_other_at(&tried, now, &mut rng).unwrap();
+            assert_eq!(*other, hosts[2], "{selector:?}");
+            // Every host tried: any host, as `select` picks.
+            let other = p.inner.select_other_at(&hosts, now, &mut rng).unwrap();
+            assert!(hosts.contains(&other));
+        }
     }
 
     #[test]
