@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use rand::Rng;
+
+/// How a call is retried after a transport error or a timeout: on another
+/// host, up to a number of attempts, after a backoff with jitter.
+///
+/// Only failures where the server gave no answer are retried: a refused or
+/// broken connection, or an attempt past its timeout. An answer — a
+/// result, an exception the IDL declares, or a Thrift application
+/// exception — is final. A retry may therefore run a request a second
+/// time on another server when the first one received it but never
+/// answered: retry only idempotent methods, or use
+/// [`RetryPolicy::never`] for a client of methods that are not.
+///
+/// ```
+/// use std::time::Duration;
+/// use kingpin_thrift::RetryPolicy;
+///
+/// let policy = RetryPolicy::default()
+///     .max_attempts(4)
+///     .backoff(Duration::from_millis(20), Duration::from_millis(500));
+/// assert_eq!(policy.attempts(), 4);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    retry_timeouts: bool,
+}
+
+impl Default for RetryPolicy {
+    /// Three attempts, the backoff before retry `n` drawn from
+    /// `[0, 10 ms × 2ⁿ⁻¹]`, capped at 1 s; timeouts retried.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(10),
+            backoff_max: Duration::from_secs(1),
+            retry_timeouts: true,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt: every failure is the call's.
+    pub fn never() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Tries a call at most `attempts` times in all (the first attempt
+    /// included); 0 counts as 1.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The backoff before retry `n` is drawn uniformly from
+    /// `[0, min(max, base × 2ⁿ⁻¹)]` ("full jitter"), so the retries of many
+    /// clients do not arrive together.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max.max(base);
+        self
+    }
+
+    /// Whether an attempt that timed out is retried (by default it is). A
+    /// connection that could not be made is always retried: the request
+    /// never left.
+    pub fn retry_timeouts(mut self, retry: bool) -> Self {
+        self.retry_timeouts = retry;
+        self
+    }
+
+    /// The most attempts per call.
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Whether timeouts are retried.
+    pub fn retries_timeouts(&self) -> bool {
+        self.retry_timeouts
+    }
+
+    /// The pause before retry `retry` (1 for the second attempt).
+    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let ceiling = self
+            .backoff_base
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
+            .min(self.backoff_max);
+        if ceiling.is_zero() {
+            return Duration::ZERO;
+        }
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rng.random_range(0..=nanos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap_and_is_jittered() {
+        let policy =
+            RetryPolicy::default().backoff(Duration::from_millis(10), Duration::from_millis(35));
+        let mut rng = StdRng::seed_from_u64(5);
+        for (retry, ceiling) in [(1, 10), (2, 20), (3, 35), (4, 35), (40, 35)] {
+            let delays: Vec<Duration> = (0..500).map(|_| policy.delay(retry, &mut rng)).collect();
+            let ceiling = Duration::from_millis(ceiling);
+            assert!(delays.iter().all(|d| *d <= ceiling), "retry {retry}");
+            // Spread over the range, not stuck at either end.
+            assert!(delays.iter().any(|d| *d < ceiling / 4), "retry {retry}");
+            assert!(delays.iter().any(|d| *d > ceiling * 3 / 4), "retry {retry}");
+        }
+    }
+
+    #[test]
+    fn attempts_are_at_least_one() {
+        assert_eq!(RetryPolicy::default().max_attempts(0).attempts(), 1);
+        assert_eq!(RetryPolicy::never().attempts(), 1);
+        let none = RetryPolicy::default().backoff(Duration::ZERO, Duration::ZERO);
+        assert_eq!(none.delay(3, &mut rand::rng()), Duration::ZERO);
+    }
+}
