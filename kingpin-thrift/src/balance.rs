@@ -90,6 +90,7 @@ where
         let hosts = settings.discover.hosts();
         let mut failures: Vec<AttemptFailure> = Vec::new();
         let mut tried: Vec<Endpoint> = Vec::new();
+        let mut last_io_kind = io::ErrorKind::Other;
         let reason = loop {
             let picked = if tried.is_empty() {
                 hosts.select()
@@ -123,7 +124,12 @@ where
                     ErrorKind::Timeout,
                     format!("no answer within {}", millis(*limit)),
                 ),
-                Miss::Transport(e) => (ErrorKind::Transport, transport_message(e)),
+                Miss::Transport(e) => {
+                    if let ClientError::Transport(e) = e {
+                        last_io_kind = e.kind();
+                    }
+                    (ErrorKind::Transport, transport_message(e))
+                }
             };
             metrics.attempt_failed(kind);
             if hosts.invalidate(&lease) {
@@ -167,16 +173,13 @@ where
             elapsed: started.elapsed(),
             attempts: failures,
             reason,
+            last_io_kind,
         };
         let kind = failure.kind();
         metrics.failed(kind);
         metrics.observe(failure.elapsed);
         tracing::debug!(%failure, "thrift call failed");
-        let io_kind = match kind {
-            ErrorKind::Timeout => io::ErrorKind::TimedOut,
-            ErrorKind::NoHosts => io::ErrorKind::NotConnected,
-            _ => failure.last_io_kind(),
-        };
+        let io_kind = failure.io_kind();
         Err(ClientError::Transport(TransportException::from(
             io::Error::new(io_kind, failure),
         )))

@@ -35,6 +35,8 @@ pub struct CallFailure {
     pub attempts: Vec<AttemptFailure>,
     /// Why no further attempt was made.
     pub reason: FailureReason,
+    /// The last transport error's kind, for the I/O error carrying this.
+    pub(crate) last_io_kind: io::ErrorKind,
 }
 
 /// One attempt that got no answer.
@@ -86,10 +88,12 @@ impl CallFailure {
         }
     }
 
-    pub(crate) fn last_io_kind(&self) -> io::ErrorKind {
-        match self.attempts.last() {
-            Some(last) if last.kind == ErrorKind::Timeout => io::ErrorKind::TimedOut,
-            _ => io::ErrorKind::ConnectionAborted,
+    /// The kind of the I/O error that carries this failure.
+    pub(crate) fn io_kind(&self) -> io::ErrorKind {
+        match self.kind() {
+            ErrorKind::Timeout => io::ErrorKind::TimedOut,
+            ErrorKind::NoHosts => io::ErrorKind::NotConnected,
+            _ => self.last_io_kind,
         }
     }
 }
