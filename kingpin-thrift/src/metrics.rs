@@ -69,6 +69,9 @@ impl ErrorKind {
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
+/// Each (service, method)'s handles.
+type MethodHandles = HashMap<(FastStr, FastStr), Arc<MethodMetrics>>;
+
 /// The metrics of one or more clients (each labelled by its service
 /// name): calls by outcome, call latency, retries, retries the budget
 /// refused, hosts invalidated and connections recycled.
@@ -87,7 +90,7 @@ type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 #[derive(Clone)]
 pub struct ClientMetrics {
     families: Arc<Families>,
-    methods: Arc<RwLock<HashMap<(FastStr, FastStr), Arc<MethodMetrics>>>>,
+    methods: Arc<RwLock<MethodHandles>>,
 }
 
 struct Families {
