@@ -200,7 +200,13 @@ impl HostsProviderBuilder {
     /// how a source in another crate (the coordinator, say) feeds it. Until
     /// the first update the fallback is used.
     pub fn manual(self) -> (HostsProvider, HostsUpdater) {
-        let inner = Arc::new(self.into_inner("updates through a HostsUpdater".to_owned(), None));
+        self.manual_named("updates through a HostsUpdater")
+    }
+
+    /// [`manual`](Self::manual), with the source named in messages as
+    /// `source_name` (e.g. `serverset discovery.api.prod in the coordinator`).
+    pub fn manual_named(self, source_name: impl Into<String>) -> (HostsProvider, HostsUpdater) {
+        let inner = Arc::new(self.into_inner(source_name.into(), None));
         let _ = inner.apply(&[], Instant::now());
         let updater = HostsUpdater {
             inner: Arc::clone(&inner),

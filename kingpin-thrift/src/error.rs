@@ -101,6 +101,13 @@ impl CallFailure {
 impl fmt::Display for CallFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let attempts = self.attempts.len();
+        if attempts == 0 {
+            return write!(
+                f,
+                "{}.{} failed: {}",
+                self.service, self.method, self.reason
+            );
+        }
         write!(
             f,
             "{}.{} failed after {} attempt{} in {} ms ({})",

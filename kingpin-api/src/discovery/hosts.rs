@@ -40,7 +40,8 @@ impl ServerSet {
         &self,
         builder: HostsProviderBuilder,
     ) -> Result<(HostsProvider, HostsFollower)> {
-        let (provider, updater) = builder.manual();
+        let (provider, updater) =
+            builder.manual_named(format!("serverset {} in the coordinator", self.name()));
         // Armed before the first read, so no change falls between them.
         let watch = self.watch().await?;
         let mut cache = MemberCache::new(self.clone());
