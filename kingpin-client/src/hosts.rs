@@ -579,27 +579,36 @@ impl Inner {
                 source_name: self.source_name.clone(),
             });
         }
-        let host = match self.selector {
-            Selector::Random => candidates.nth(rng.random_range(0..candidates.len)),
-            Selector::RoundRobin => {
-                candidates.nth(self.next.fetch_add(1, Relaxed) % candidates.len)
-            }
-            Selector::PowerOfTwoChoices if candidates.len == 1 => candidates.nth(0),
+        let host = self.pick(candidates.len, |i| candidates.nth(i), rng);
+        Ok(HostLease::new(Arc::clone(host)))
+    }
+
+    /// One of `len` (> 0) candidates, the `i`th being `nth(i)`, as the
+    /// selector picks.
+    fn pick<'a>(
+        &self,
+        len: usize,
+        nth: impl Fn(usize) -> &'a Arc<Host>,
+        rng: &mut impl Rng,
+    ) -> &'a Arc<Host> {
+        match self.selector {
+            Selector::Random => nth(rng.random_range(0..len)),
+            Selector::RoundRobin => nth(self.next.fetch_add(1, Relaxed) % len),
+            Selector::PowerOfTwoChoices if len == 1 => nth(0),
             Selector::PowerOfTwoChoices => {
-                let first = rng.random_range(0..candidates.len);
-                let mut second = rng.random_range(0..candidates.len - 1);
+                let first = rng.random_range(0..len);
+                let mut second = rng.random_range(0..len - 1);
                 if second >= first {
                     second += 1;
                 }
-                let (first, second) = (candidates.nth(first), candidates.nth(second));
+                let (first, second) = (nth(first), nth(second));
                 if second.in_flight.load(Relaxed) < first.in_flight.load(Relaxed) {
                     second
                 } else {
                     first
                 }
             }
-        };
-        Ok(HostLease::new(Arc::clone(host)))
+        }
     }
 
     fn select_other_at(
@@ -627,26 +636,7 @@ impl Inner {
         if candidates.is_empty() {
             return self.select_at(now, rng);
         }
-        let host = match self.selector {
-            Selector::Random | Selector::PowerOfTwoChoices if candidates.len() == 1 => {
-                candidates[0]
-            }
-            Selector::Random => candidates[rng.random_range(0..candidates.len())],
-            Selector::RoundRobin => candidates[self.next.fetch_add(1, Relaxed) % candidates.len()],
-            Selector::PowerOfTwoChoices => {
-                let first = rng.random_range(0..candidates.len());
-                let mut second = rng.random_range(0..candidates.len() - 1);
-                if second >= first {
-                    second += 1;
-                }
-                let (first, second) = (candidates[first], candidates[second]);
-                if second.in_flight.load(Relaxed) < first.in_flight.load(Relaxed) {
-                    second
-                } else {
-                    first
-                }
-            }
-        };
+        let host = self.pick(candidates.len(), |i| candidates[i], rng);
         Ok(HostLease::new(Arc::clone(host)))
     }
 

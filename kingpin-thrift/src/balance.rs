@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kingpin_api::Backoff;
 use kingpin_client::{Endpoint, HostLease};
 use volo::context::Context;
 use volo::net::Address;
@@ -91,6 +92,8 @@ where
         let mut failures: Vec<AttemptFailure> = Vec::new();
         let mut tried: Vec<Endpoint> = Vec::new();
         let mut last_io_kind = io::ErrorKind::Other;
+        // Made at the first retry: most calls never need one.
+        let mut backoff: Option<Backoff> = None;
         let reason = loop {
             let picked = if tried.is_empty() {
                 hosts.select()
@@ -150,7 +153,9 @@ where
             if attempt >= settings.policy.attempts() {
                 break FailureReason::AttemptsExhausted;
             }
-            let delay = settings.policy.delay(attempt, &mut rand::rng());
+            let delay = backoff
+                .get_or_insert_with(|| settings.policy.backoff_schedule())
+                .next_delay();
             if let Some(deadline) = deadline {
                 // A retry needs time to do more than start.
                 if Instant::now() + delay >= deadline {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use rand::Rng;
+use kingpin_api::Backoff;
 
 /// How a call is retried after a transport error or a timeout: on another
 /// host, up to a number of attempts, after a backoff with jitter.
@@ -86,34 +86,33 @@ impl RetryPolicy {
         self.retry_timeouts
     }
 
-    /// The pause before retry `retry` (1 for the second attempt).
-    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
-        let ceiling = self
-            .backoff_base
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
-            .min(self.backoff_max);
-        if ceiling.is_zero() {
-            return Duration::ZERO;
-        }
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rng.random_range(0..=nanos))
+    /// The pauses before a call's retries, in order: kingpin's
+    /// [`Backoff`] from the base doubling to the cap, each drawn with full
+    /// jitter.
+    pub fn backoff_schedule(&self) -> Backoff {
+        Backoff::new(self.backoff_base, self.backoff_max)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
-
     use super::*;
 
     #[test]
     fn the_backoff_doubles_up_to_its_cap_and_is_jittered() {
         let policy =
             RetryPolicy::default().backoff(Duration::from_millis(10), Duration::from_millis(35));
-        let mut rng = StdRng::seed_from_u64(5);
         for (retry, ceiling) in [(1, 10), (2, 20), (3, 35), (4, 35), (40, 35)] {
-            let delays: Vec<Duration> = (0..500).map(|_| policy.delay(retry, &mut rng)).collect();
+            // 500 calls, each at its `retry`th retry.
+            let delays: Vec<Duration> = (0..500)
+                .map(|_| {
+                    let mut schedule = policy.backoff_schedule();
+                    for _ in 1..retry {
+                        schedule.next_delay();
+                    }
+                    schedule.next_delay()
+                })
+                .collect();
             let ceiling = Duration::from_millis(ceiling);
             assert!(delays.iter().all(|d| *d <= ceiling), "retry {retry}");
             // Spread over the range, not stuck at either end.
@@ -127,6 +126,7 @@ mod tests {
         assert_eq!(RetryPolicy::default().max_attempts(0).attempts(), 1);
         assert_eq!(RetryPolicy::never().attempts(), 1);
         let none = RetryPolicy::default().backoff(Duration::ZERO, Duration::ZERO);
-        assert_eq!(none.delay(3, &mut rand::rng()), Duration::ZERO);
+        let mut schedule = none.backoff_schedule();
+        assert!((0..3).all(|_| schedule.next_delay() == Duration::ZERO));
     }
 }
