@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -444,21 +445,39 @@ impl fmt::Debug for HostsUpdater {
 }
 
 /// A host picked by [`HostsProvider::select`]: derefs to its [`Endpoint`],
-/// and counts as a request in flight to it until dropped. Keep it for the
-/// length of the request.
+/// and, when the provider selects by power of two choices, counts as a
+/// request in flight to it until dropped. Keep it for the length of the
+/// request.
 pub struct HostLease {
     host: Arc<Host>,
+    /// Whether it is counted in the host's requests in flight (only power
+    /// of two choices reads them: other selectors save the two atomic
+    /// writes every request would make to a line all callers share).
+    counted: bool,
 }
 
 impl HostLease {
-    fn new(host: Arc<Host>) -> Self {
-        host.in_flight.fetch_add(1, Relaxed);
-        HostLease { host }
+    fn new(host: &Arc<Host>, selector: Selector) -> Self {
+        let counted = selector == Selector::PowerOfTwoChoices;
+        if counted {
+            host.in_flight.fetch_add(1, Relaxed);
+        }
+        HostLease {
+            host: Arc::clone(host),
+            counted,
+        }
     }
 
     /// The host.
     pub fn endpoint(&self) -> &Endpoint {
         &self.host.endpoint
+    }
+
+    /// The host's socket address, when its name is an IP address (parsed
+    /// once, when the host joined the list); `None` for a host name, which
+    /// must be looked up.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.host.address
     }
 }
 
@@ -472,7 +491,9 @@ impl Deref for HostLease {
 
 impl Drop for HostLease {
     fn drop(&mut self) {
-        self.host.in_flight.fetch_sub(1, Relaxed);
+        if self.counted {
+            self.host.in_flight.fetch_sub(1, Relaxed);
+        }
     }
 }
 
@@ -496,6 +517,8 @@ impl fmt::Debug for HostLease {
 #[derive(Debug)]
 struct Host {
     endpoint: Endpoint,
+    /// The endpoint's address, when its host is an IP address.
+    address: Option<SocketAddr>,
     /// Live [`HostLease`]s.
     in_flight: AtomicUsize,
     /// Until when the host is invalid, in nanoseconds since
@@ -505,8 +528,14 @@ struct Host {
 
 impl Host {
     fn new(endpoint: Endpoint) -> Self {
+        let address = endpoint
+            .host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, endpoint.port));
         Host {
             endpoint,
+            address,
             in_flight: AtomicUsize::new(0),
             invalid_until: AtomicU64::new(0),
         }
@@ -580,7 +609,7 @@ impl Inner {
             });
         }
         let host = self.pick(candidates.len, |i| candidates.nth(i), rng);
-        Ok(HostLease::new(Arc::clone(host)))
+        Ok(HostLease::new(host, self.selector))
     }
 
     /// One of `len` (> 0) candidates, the `i`th being `nth(i)`, as the
@@ -637,7 +666,7 @@ impl Inner {
             return self.select_at(now, rng);
         }
         let host = self.pick(candidates.len(), |i| candidates[i], rng);
-        Ok(HostLease::new(Arc::clone(host)))
+        Ok(HostLease::new(host, self.selector))
     }
 
     /// The hosts to pick from at `now`: the valid ones, or all of them when
@@ -1099,7 +1128,9 @@ mod tests {
     #[test]
     fn leases_count_requests_in_flight_across_updates() {
         let hosts = endpoints(1);
-        let (p, updater) = HostsProvider::builder().manual();
+        let (p, updater) = HostsProvider::builder()
+            .selector(Selector::PowerOfTwoChoices)
+            .manual();
         updater.update(hosts.clone()).unwrap();
         let lease = p.select().unwrap();
         let host = Arc::clone(&p.inner.hosts.load().hosts[0]);

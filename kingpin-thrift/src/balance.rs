@@ -7,7 +7,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kingpin_api::Backoff;
 use kingpin_client::{Endpoint, HostLease};
 use volo::context::Context;
 use volo::net::Address;
@@ -80,89 +79,104 @@ where
     type Response = S::Response;
     type Error = ClientError;
 
+    /// The first attempt is made here; the retries, which most calls never
+    /// need, on a future of their own so that this one stays small. The
+    /// clock is read once on the way in and once on the way out.
     async fn call(&self, cx: &mut ClientContext, req: Req) -> Result<S::Response, ClientError> {
         let settings = &*self.settings;
         let started = Instant::now();
-        let deadline = settings.timeout.map(|limit| started + limit);
+        settings.budget.deposit_at(started);
+        let call = CallClock {
+            started,
+            deadline: settings.timeout.map(|limit| started + limit),
+        };
+        let lease = match settings.discover.hosts().select() {
+            Ok(lease) => lease,
+            Err(no_hosts) => {
+                let failed = Failed::default();
+                return Err(self.fail(
+                    cx,
+                    &call,
+                    failed,
+                    FailureReason::NoHosts(no_hosts.to_string()),
+                ));
+            }
+        };
+        // Kept for a retry, when the policy allows one.
+        let spare = (settings.policy.attempts() > 1).then(|| req.clone());
+        match self.attempt(cx, &lease, req, started, &call).await {
+            Ok(answer) => self.answered(cx, &call, answer),
+            Err(miss) => Box::pin(self.retry(cx, spare, &call, lease, miss)).await,
+        }
+    }
+}
+
+/// When a call started, and when it must end.
+struct CallClock {
+    started: Instant,
+    deadline: Option<Instant>,
+}
+
+/// The attempts of a call that got no answer so far.
+#[derive(Default)]
+struct Failed {
+    tried: Vec<Endpoint>,
+    failures: Vec<AttemptFailure>,
+    last_io_kind: Option<io::ErrorKind>,
+}
+
+impl<S> Balance<S> {
+    /// After the first attempt missed: retries on other hosts while the
+    /// policy, the budget and the call's time allow.
+    async fn retry<Req>(
+        &self,
+        cx: &mut ClientContext,
+        spare: Option<Req>,
+        call: &CallClock,
+        mut lease: HostLease,
+        mut miss: Miss,
+    ) -> Result<S::Response, ClientError>
+    where
+        Req: Clone,
+        S: Service<ClientContext, Req, Error = ClientError>,
+    {
+        let settings = &*self.settings;
+        let hosts = settings.discover.hosts();
         let method = cx.rpc_info().method().clone();
         let metrics = settings.metrics.method(&settings.service, &method);
-        settings.budget.deposit();
-
-        let hosts = settings.discover.hosts();
-        let mut failures: Vec<AttemptFailure> = Vec::new();
-        let mut tried: Vec<Endpoint> = Vec::new();
-        let mut last_io_kind = io::ErrorKind::Other;
-        // Made at the first retry: most calls never need one.
-        let mut backoff: Option<Backoff> = None;
+        let mut failed = Failed::default();
+        let mut backoff = settings.policy.backoff_schedule();
         let reason = loop {
-            let picked = if tried.is_empty() {
-                hosts.select()
-            } else {
-                hosts.select_other(&tried)
-            };
-            let lease = match picked {
-                Ok(lease) => lease,
-                Err(no_hosts) => break FailureReason::NoHosts(no_hosts.to_string()),
-            };
-            let limit = attempt_limit(settings.attempt_timeout, deadline);
-            let miss = match self.attempt(cx, &lease, req.clone(), limit).await {
-                Ok(Ok(response)) => {
-                    metrics.ok.inc();
-                    metrics.observe(started.elapsed());
-                    return Ok(response);
-                }
-                // The server answered: an application exception is final.
-                Ok(Err(answer)) => {
-                    let kind = answered_kind(&answer);
-                    metrics.attempt_failed(kind);
-                    metrics.failed(kind);
-                    metrics.observe(started.elapsed());
-                    return Err(answer);
-                }
-                Err(miss) => miss,
-            };
-
-            let (kind, error) = match &miss {
-                Miss::Timeout(limit) => (
-                    ErrorKind::Timeout,
-                    format!("no answer within {}", millis(*limit)),
-                ),
-                Miss::Transport(e) => {
-                    if let ClientError::Transport(e) = e {
-                        last_io_kind = e.kind();
-                    }
-                    (ErrorKind::Transport, transport_message(e))
-                }
+            let kind = match &miss {
+                Miss::Timeout(_) => ErrorKind::Timeout,
+                Miss::Transport(_) => ErrorKind::Transport,
             };
             metrics.attempt_failed(kind);
             if hosts.invalidate(&lease) {
                 metrics.invalidations.inc();
             }
-            tried.push(lease.endpoint().clone());
+            failed.record(lease.endpoint().clone(), miss);
             drop(lease);
-            failures.push(AttemptFailure {
-                host: tried[tried.len() - 1].clone(),
-                kind,
-                error,
-            });
 
-            let attempt = failures.len() as u32;
             if kind == ErrorKind::Timeout && !settings.policy.retries_timeouts() {
                 break FailureReason::TimeoutNotRetried;
             }
-            if attempt >= settings.policy.attempts() {
+            let Some(req) = spare.as_ref() else {
+                break FailureReason::AttemptsExhausted;
+            };
+            if failed.failures.len() as u32 >= settings.policy.attempts() {
                 break FailureReason::AttemptsExhausted;
             }
-            let delay = backoff
-                .get_or_insert_with(|| settings.policy.backoff_schedule())
-                .next_delay();
-            if let Some(deadline) = deadline {
-                // A retry needs time to do more than start.
-                if Instant::now() + delay >= deadline {
-                    break FailureReason::CallTimeout(settings.timeout.unwrap_or_default());
-                }
+            let delay = backoff.next_delay();
+            let now = Instant::now();
+            // A retry needs time to do more than start.
+            if call
+                .deadline
+                .is_some_and(|deadline| now + delay >= deadline)
+            {
+                break FailureReason::CallTimeout(settings.timeout.unwrap_or_default());
             }
-            if !settings.budget.try_withdraw() {
+            if !settings.budget.try_withdraw_at(now) {
                 metrics.retries_refused.inc();
                 break FailureReason::BudgetExhausted;
             }
@@ -170,52 +184,114 @@ where
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            lease = match hosts.select_other(&failed.tried) {
+                Ok(lease) => lease,
+                Err(no_hosts) => break FailureReason::NoHosts(no_hosts.to_string()),
+            };
+            match self
+                .attempt(cx, &lease, req.clone(), Instant::now(), call)
+                .await
+            {
+                Ok(answer) => return self.answered(cx, call, answer),
+                Err(next) => miss = next,
+            }
         };
+        Err(self.fail(cx, call, failed, reason))
+    }
 
+    /// Counts an answered call, and returns its answer: the server's
+    /// result, or its error (an application exception is final).
+    fn answered<T>(
+        &self,
+        cx: &ClientContext,
+        call: &CallClock,
+        answer: Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let settings = &*self.settings;
+        let elapsed = call.started.elapsed();
+        settings
+            .metrics
+            .with_method(&settings.service, cx.rpc_info().method(), |metrics| {
+                match &answer {
+                    Ok(_) => {
+                        metrics.ok.inc();
+                    }
+                    Err(error) => {
+                        let kind = answered_kind(error);
+                        metrics.attempt_failed(kind);
+                        metrics.failed(kind);
+                    }
+                }
+                metrics.observe(elapsed);
+            });
+        answer
+    }
+
+    /// Counts a call that got no answer, and the error it ends with.
+    fn fail(
+        &self,
+        cx: &ClientContext,
+        call: &CallClock,
+        failed: Failed,
+        reason: FailureReason,
+    ) -> ClientError {
+        let settings = &*self.settings;
         let failure = CallFailure {
             service: settings.service.to_string(),
-            method: method.to_string(),
-            elapsed: started.elapsed(),
-            attempts: failures,
+            method: cx.rpc_info().method().to_string(),
+            elapsed: call.started.elapsed(),
+            attempts: failed.failures,
             reason,
-            last_io_kind,
+            last_io_kind: failed.last_io_kind.unwrap_or(io::ErrorKind::Other),
         };
         let kind = failure.kind();
-        metrics.failed(kind);
-        metrics.observe(failure.elapsed);
+        settings
+            .metrics
+            .with_method(&settings.service, cx.rpc_info().method(), |metrics| {
+                metrics.failed(kind);
+                metrics.observe(failure.elapsed);
+            });
         tracing::debug!(%failure, "thrift call failed");
         let io_kind = failure.io_kind();
-        Err(ClientError::Transport(TransportException::from(
-            io::Error::new(io_kind, failure),
-        )))
+        ClientError::Transport(TransportException::from(io::Error::new(io_kind, failure)))
     }
-}
 
-impl<S> Balance<S> {
-    /// One attempt on `lease`: `Ok` with the server's answer (a result or
-    /// an application error), `Err` when there was none.
+    /// One attempt on `lease`, started at `now`: `Ok` with the server's
+    /// answer (a result or an application error), `Err` when there was
+    /// none.
     async fn attempt<Req>(
         &self,
         cx: &mut ClientContext,
         lease: &HostLease,
         req: Req,
-        limit: Option<Duration>,
+        now: Instant,
+        call: &CallClock,
     ) -> Result<Result<S::Response, ClientError>, Miss>
     where
         S: Service<ClientContext, Req, Error = ClientError>,
     {
-        let address = match self.settings.discover.resolve(lease).await {
-            Ok(address) => address,
-            Err(e) => return Err(Miss::Transport(TransportException::from(e).into())),
+        let address = match lease.socket_addr() {
+            Some(address) => address,
+            None => match self.settings.discover.resolve(lease).await {
+                Ok(address) => address,
+                Err(e) => return Err(Miss::Transport(TransportException::from(e).into())),
+            },
         };
         cx.rpc_info_mut()
             .callee_mut()
             .set_address(Address::Ip(address));
-        let answer = match limit {
-            Some(limit) => match tokio::time::timeout(limit, self.inner.call(cx, req)).await {
-                Ok(answer) => answer,
-                Err(_) => return Err(Miss::Timeout(limit)),
-            },
+        let own_deadline = self.settings.attempt_timeout.map(|limit| now + limit);
+        let deadline = match (own_deadline, call.deadline) {
+            (Some(own), Some(call)) => Some(own.min(call)),
+            (own, call) => own.or(call),
+        };
+        let answer = match deadline {
+            Some(deadline) => {
+                match tokio::time::timeout_at(deadline.into(), self.inner.call(cx, req)).await {
+                    Ok(answer) => answer,
+                    Err(_) => return Err(Miss::Timeout(deadline.saturating_duration_since(now))),
+                }
+            }
             None => self.inner.call(cx, req).await,
         };
         match answer {
@@ -225,12 +301,22 @@ impl<S> Balance<S> {
     }
 }
 
-/// The attempt's limit: its own, cut to what is left of the call's.
-fn attempt_limit(attempt: Option<Duration>, deadline: Option<Instant>) -> Option<Duration> {
-    let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
-    match (attempt, left) {
-        (Some(a), Some(l)) => Some(a.min(l)),
-        (a, l) => a.or(l),
+impl Failed {
+    fn record(&mut self, host: Endpoint, miss: Miss) {
+        let (kind, error) = match miss {
+            Miss::Timeout(limit) => (
+                ErrorKind::Timeout,
+                format!("no answer within {}", millis(limit)),
+            ),
+            Miss::Transport(e) => {
+                if let ClientError::Transport(e) = &e {
+                    self.last_io_kind = Some(e.kind());
+                }
+                (ErrorKind::Transport, transport_message(&e))
+            }
+        };
+        self.tried.push(host.clone());
+        self.failures.push(AttemptFailure { host, kind, error });
     }
 }
 

@@ -1,9 +1,9 @@
 //! Per-method call metrics of Thrift clients, exported as Prometheus text.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -69,9 +69,6 @@ impl ErrorKind {
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
-/// Each (service, method)'s handles.
-type MethodHandles = HashMap<(FastStr, FastStr), Arc<MethodMetrics>>;
-
 /// The metrics of one or more clients (each labelled by its service
 /// name): calls by outcome, call latency, retries, retries the budget
 /// refused, hosts invalidated and connections recycled.
@@ -90,7 +87,9 @@ type MethodHandles = HashMap<(FastStr, FastStr), Arc<MethodMetrics>>;
 #[derive(Clone)]
 pub struct ClientMetrics {
     families: Arc<Families>,
-    methods: Arc<RwLock<MethodHandles>>,
+    /// Each (service, method)'s handles: a few, read on every call, added
+    /// to at a method's first call.
+    methods: Arc<ArcSwap<Vec<Arc<MethodMetrics>>>>,
 }
 
 struct Families {
@@ -107,6 +106,8 @@ struct Families {
 /// One method's handles, looked up once.
 pub(crate) struct MethodMetrics {
     families: Arc<Families>,
+    service: FastStr,
+    method: FastStr,
     labels: MethodLabels,
     pub(crate) ok: Counter,
     pub(crate) latency: Histogram,
@@ -247,20 +248,36 @@ impl ClientMetrics {
             .clone()
     }
 
-    pub(crate) fn method(&self, service: &FastStr, method: &FastStr) -> Arc<MethodMetrics> {
-        let key = (service.clone(), method.clone());
-        if let Some(found) = self
-            .methods
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+    /// Runs `count` with the handles of `service`'s `method`: without a
+    /// lock or a hash, as it is done on every call.
+    pub(crate) fn with_method<R>(
+        &self,
+        service: &FastStr,
+        method: &FastStr,
+        count: impl FnOnce(&MethodMetrics) -> R,
+    ) -> R {
+        let known = self.methods.load();
+        match known
+            .iter()
+            .find(|m| m.method == *method && m.service == *service)
         {
+            Some(found) => count(found),
+            None => count(&self.method(service, method)),
+        }
+    }
+
+    /// The handles of `service`'s `method`, made at its first call.
+    pub(crate) fn method(&self, service: &FastStr, method: &FastStr) -> Arc<MethodMetrics> {
+        let is_it = |m: &&Arc<MethodMetrics>| m.method == *method && m.service == *service;
+        if let Some(found) = self.methods.load().iter().find(is_it) {
             return Arc::clone(found);
         }
         let labels = method_labels(service, method);
         let families = &self.families;
         let created = Arc::new(MethodMetrics {
             families: Arc::clone(families),
+            service: service.clone(),
+            method: method.clone(),
             ok: families
                 .calls
                 .get_or_create(&outcome_labels(service, method, "ok"))
@@ -276,13 +293,18 @@ impl ClientMetrics {
                 .clone(),
             labels,
         });
-        Arc::clone(
-            self.methods
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(key)
-                .or_insert(created),
-        )
+        // Two first calls at once make the same handles (the families
+        // share their counts); one is kept.
+        let known = self.methods.rcu(|known| {
+            let mut known = Vec::clone(known);
+            if !known.iter().any(|m| is_it(&m)) {
+                known.push(Arc::clone(&created));
+            }
+            known
+        });
+        drop(known);
+        let found = self.methods.load().iter().find(is_it).map(Arc::clone);
+        found.unwrap_or(created)
     }
 }
 

@@ -14,9 +14,11 @@
 //! otherwise, to see what costs what: `raw-timeout` (the raw client with
 //! a 1 s call timeout, as kingpin's default), and kingpin with
 //! `no-recycle` ([`Recycle::never`]), `no-timeout` (no call timeout),
-//! `bare` (neither). Each run also reports the CPU time per call of the
-//! client's threads and of the server's (from Linux's schedstat): the
-//! machine's cores are shared, so client CPU is what costs throughput.
+//! `bare` (neither). `KINGPIN_BENCH_ONLY` (a client's name as printed,
+//! e.g. `kingpin`) runs that client alone, to profile it. Each run also
+//! reports the CPU time per call of the client's threads and of the
+//! server's (from Linux's schedstat): the machine's cores are shared, so
+//! client CPU is what costs throughput.
 //! Without `--bench` (under `cargo test`) it runs a fraction of a second
 //! each, as a smoke test.
 
@@ -330,6 +332,9 @@ async fn main() {
         }
     }
 
+    if let Ok(only) = std::env::var("KINGPIN_BENCH_ONLY") {
+        variants.retain(|v| v.name() == only);
+    }
     let server = start_server();
     println!(
         "client benchmark ({} run; ping server on {server}, framed; {} s per run after {} s of warm-up; {} cores)",

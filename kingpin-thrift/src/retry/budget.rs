@@ -1,9 +1,14 @@
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Seconds a call or a retry counts for.
 const WINDOW_SECONDS: u64 = 10;
+
+/// Each second's calls are counted on this many cache lines, a thread
+/// writing to one of its own, so that callers on different cores do not
+/// contend for one counter on every call.
+const STRIPES: usize = 8;
 
 /// Caps retries at a fraction of the calls, so that when a whole fleet is
 /// down its clients do not multiply the load by the number of attempts.
@@ -45,8 +50,28 @@ struct Second {
     /// Which second (since the epoch) the counts are for, plus one: 0 is
     /// none yet.
     stamp: AtomicU64,
-    calls: AtomicU64,
     retries: AtomicU64,
+    calls: [Stripe; STRIPES],
+}
+
+/// A share of a second's calls, alone on its cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(AtomicU64);
+
+impl Second {
+    fn calls(&self) -> u64 {
+        self.calls.iter().map(|stripe| stripe.0.load(Relaxed)).sum()
+    }
+}
+
+/// The stripe this thread counts its calls on.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
 }
 
 impl Default for RetryBudget {
@@ -85,7 +110,14 @@ impl RetryBudget {
 
     /// Counts a call (its first attempt).
     pub fn deposit(&self) {
-        self.state.current().calls.fetch_add(1, Relaxed);
+        self.deposit_at(Instant::now());
+    }
+
+    /// Counts a call made at `now`.
+    pub(crate) fn deposit_at(&self, now: Instant) {
+        let state = &*self.state;
+        let second = state.second_at(state.stamp_at(now));
+        second.calls[stripe()].0.fetch_add(1, Relaxed);
     }
 
     /// Takes a retry from the budget; `false` when there is none left.
@@ -93,14 +125,15 @@ impl RetryBudget {
         self.try_withdraw_at(Instant::now())
     }
 
-    fn try_withdraw_at(&self, now: Instant) -> bool {
+    /// Takes a retry made at `now` from the budget.
+    pub(crate) fn try_withdraw_at(&self, now: Instant) -> bool {
         let state = &*self.state;
         let stamp = state.stamp_at(now);
         let (mut calls, mut retries) = (0u64, 0u64);
         for second in &state.seconds {
             let at = second.stamp.load(Relaxed);
             if at != 0 && at + WINDOW_SECONDS > stamp {
-                calls += second.calls.load(Relaxed);
+                calls += second.calls();
                 retries += second.retries.load(Relaxed);
             }
         }
@@ -120,10 +153,6 @@ impl State {
         now.saturating_duration_since(self.epoch).as_secs() + 1
     }
 
-    fn current(&self) -> &Second {
-        self.second_at(self.stamp_at(Instant::now()))
-    }
-
     /// The counts of second `stamp`, emptied first when they still hold an
     /// older second's.
     fn second_at(&self, stamp: u64) -> &Second {
@@ -138,7 +167,9 @@ impl State {
             // A count landing between the exchange and these stores is
             // lost: the budget is approximate by a few calls, never by a
             // window.
-            second.calls.store(0, Relaxed);
+            for stripe in &second.calls {
+                stripe.0.store(0, Relaxed);
+            }
             second.retries.store(0, Relaxed);
         }
         second
@@ -160,11 +191,7 @@ mod tests {
         let budget = RetryBudget::new(0.5, 1);
         let now = budget.state.epoch;
         for _ in 0..40 {
-            budget
-                .state
-                .second_at(budget.state.stamp_at(now))
-                .calls
-                .fetch_add(1, Relaxed);
+            budget.deposit_at(now);
         }
         let granted = (0..100).filter(|_| budget.try_withdraw_at(now)).count();
         assert_eq!(granted, 20 + 10);
@@ -174,11 +201,9 @@ mod tests {
     fn calls_and_retries_expire_after_the_window() {
         let budget = RetryBudget::new(1.0, 0);
         let start = budget.state.epoch;
-        budget
-            .state
-            .second_at(budget.state.stamp_at(start))
-            .calls
-            .fetch_add(5, Relaxed);
+        for _ in 0..5 {
+            budget.deposit_at(start);
+        }
         assert_eq!((0..10).filter(|_| budget.try_withdraw_at(start)).count(), 5);
         let later = start + WINDOW / 2;
         assert!(
@@ -188,12 +213,26 @@ mod tests {
         // A window on, the calls (and the retries) are forgotten.
         let after = start + WINDOW + Duration::from_secs(1);
         assert!(!budget.try_withdraw_at(after), "no calls in the window");
-        budget
-            .state
-            .second_at(budget.state.stamp_at(after))
-            .calls
-            .fetch_add(2, Relaxed);
+        budget.deposit_at(after);
+        budget.deposit_at(after);
         assert_eq!((0..10).filter(|_| budget.try_withdraw_at(after)).count(), 2);
+    }
+
+    #[test]
+    fn calls_from_many_threads_all_count() {
+        let budget = RetryBudget::new(0.1, 0);
+        let now = budget.state.epoch;
+        std::thread::scope(|scope| {
+            for _ in 0..2 * STRIPES {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        budget.deposit_at(now);
+                    }
+                });
+            }
+        });
+        let granted = (0..1000).filter(|_| budget.try_withdraw_at(now)).count();
+        assert_eq!(granted, 2 * STRIPES * 100 / 10);
     }
 
     #[test]
