@@ -24,6 +24,7 @@ mod metrics;
 mod recycle;
 mod retry;
 mod server;
+mod striped;
 
 pub use client::{BoxedService, ClientBuilder, GeneratedBuilder, Transport};
 pub use discover::{default_hosts, ServersetDiscover};

@@ -8,9 +8,10 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use volo::FastStr;
+
+use crate::striped::{StripedCounter, StripedHistogram};
 
 /// A service's method.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,8 +68,6 @@ impl ErrorKind {
     }
 }
 
-type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
-
 /// The metrics of one or more clients (each labelled by its service
 /// name): calls by outcome, call latency, retries, retries the budget
 /// refused, hosts invalidated and connections recycled.
@@ -94,8 +93,8 @@ pub struct ClientMetrics {
 
 struct Families {
     registry: Registry,
-    calls: Family<OutcomeLabels, Counter>,
-    latency: HistogramFamily,
+    calls: Family<OutcomeLabels, StripedCounter>,
+    latency: Family<MethodLabels, StripedHistogram>,
     attempt_failures: Family<OutcomeLabels, Counter>,
     retries: Family<MethodLabels, Counter>,
     retries_refused: Family<MethodLabels, Counter>,
@@ -109,8 +108,8 @@ pub(crate) struct MethodMetrics {
     service: FastStr,
     method: FastStr,
     labels: MethodLabels,
-    pub(crate) ok: Counter,
-    pub(crate) latency: Histogram,
+    pub(crate) ok: StripedCounter,
+    pub(crate) latency: StripedHistogram,
     pub(crate) retries: Counter,
     pub(crate) retries_refused: Counter,
     pub(crate) invalidations: Counter,
@@ -139,7 +138,7 @@ impl MethodMetrics {
     }
 
     pub(crate) fn observe(&self, latency: Duration) {
-        self.latency.observe(latency.as_secs_f64());
+        self.latency.observe(latency);
     }
 }
 
@@ -152,14 +151,10 @@ impl Default for ClientMetrics {
 impl ClientMetrics {
     /// Metrics counted from zero.
     pub fn new() -> Self {
-        let latency: HistogramFamily = Family::new_with_constructor(|| {
-            // 50 µs to ~3.3 s.
-            Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
-        });
         let families = Families {
             registry: Registry::default(),
             calls: Family::default(),
-            latency,
+            latency: Family::default(),
             attempt_failures: Family::default(),
             retries: Family::default(),
             retries_refused: Family::default(),

@@ -1,14 +1,11 @@
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::striped::{stripe, Padded, STRIPES};
+
 /// Seconds a call or a retry counts for.
 const WINDOW_SECONDS: u64 = 10;
-
-/// Each second's calls are counted on this many cache lines, a thread
-/// writing to one of its own, so that callers on different cores do not
-/// contend for one counter on every call.
-const STRIPES: usize = 8;
 
 /// Caps retries at a fraction of the calls, so that when a whole fleet is
 /// down its clients do not multiply the load by the number of attempts.
@@ -51,27 +48,15 @@ struct Second {
     /// none yet.
     stamp: AtomicU64,
     retries: AtomicU64,
-    calls: [Stripe; STRIPES],
+    /// Counted by thread, so that callers on different cores do not
+    /// contend for one counter on every call.
+    calls: [Padded<AtomicU64>; STRIPES],
 }
-
-/// A share of a second's calls, alone on its cache line.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe(AtomicU64);
 
 impl Second {
     fn calls(&self) -> u64 {
         self.calls.iter().map(|stripe| stripe.0.load(Relaxed)).sum()
     }
-}
-
-/// The stripe this thread counts its calls on.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
-    }
-    STRIPE.with(|stripe| *stripe)
 }
 
 impl Default for RetryBudget {
