@@ -315,18 +315,25 @@ fn at(port: u16) -> Vec<String> {
     vec![format!("127.0.0.1:{port}")]
 }
 
+/// A service on a free port, and the registrar registering it with a TCP
+/// check.
+async fn start_with_tcp_check(zk: &Zk) -> (TcpService, Registrar) {
+    let service = TcpService::bind(0).await;
+    let port = service.port.to_string();
+    let mut args = vec!["--port", &port, "--check", "tcp"];
+    args.extend(FAST);
+    let kingpin = Registrar::start(&zk.url(None, ""), &args);
+    (service, kingpin)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_check_deregisters_and_registers_again() {
     let Some(zk) = Zk::shared("a_tcp_check_deregisters_and_registers_again").await else {
         return;
     };
     let mut observer = zk.observer().await;
-    let service = TcpService::bind(0).await;
+    let (service, mut kingpin) = start_with_tcp_check(&zk).await;
     let port = service.port;
-    let port_arg = port.to_string();
-    let mut args = vec!["--port", &port_arg, "--check", "tcp"];
-    args.extend(FAST);
-    let mut kingpin = Registrar::start(&zk.url(None, ""), &args);
 
     observer
         .until("registered", &kingpin, |m| m == at(port))
@@ -457,12 +464,8 @@ async fn registration_survives_a_zookeeper_restart() {
     };
     let zk = Zk::on(server.endpoint());
     let mut observer = zk.observer().await;
-    let service = TcpService::bind(0).await;
+    let (service, mut kingpin) = start_with_tcp_check(&zk).await;
     let port = service.port;
-    let port_arg = port.to_string();
-    let mut args = vec!["--port", &port_arg, "--check", "tcp"];
-    args.extend(FAST);
-    let mut kingpin = Registrar::start(&zk.url(None, ""), &args);
     observer
         .until("registered", &kingpin, |m| m == at(port))
         .await;

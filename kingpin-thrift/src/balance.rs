@@ -120,7 +120,6 @@ struct CallClock {
 /// The attempts of a call that got no answer so far.
 #[derive(Default)]
 struct Failed {
-    tried: Vec<Endpoint>,
     failures: Vec<AttemptFailure>,
     last_io_kind: Option<io::ErrorKind>,
 }
@@ -184,7 +183,7 @@ impl<S> Balance<S> {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            lease = match hosts.select_other(&failed.tried) {
+            lease = match hosts.select_other(&failed.hosts()) {
                 Ok(lease) => lease,
                 Err(no_hosts) => break FailureReason::NoHosts(no_hosts.to_string()),
             };
@@ -315,8 +314,12 @@ impl Failed {
                 (ErrorKind::Transport, transport_message(&e))
             }
         };
-        self.tried.push(host.clone());
         self.failures.push(AttemptFailure { host, kind, error });
+    }
+
+    /// The hosts tried so far.
+    fn hosts(&self) -> Vec<Endpoint> {
+        self.failures.iter().map(|f| f.host.clone()).collect()
     }
 }
 

@@ -290,16 +290,15 @@ impl ClientMetrics {
         });
         // Two first calls at once make the same handles (the families
         // share their counts); one is kept.
-        let known = self.methods.rcu(|known| {
+        self.methods.rcu(|known| {
             let mut known = Vec::clone(known);
             if !known.iter().any(|m| is_it(&m)) {
                 known.push(Arc::clone(&created));
             }
             known
         });
-        drop(known);
-        let found = self.methods.load().iter().find(is_it).map(Arc::clone);
-        found.unwrap_or(created)
+        let kept = self.methods.load().iter().find(is_it).map(Arc::clone);
+        kept.unwrap_or(created)
     }
 }
 
