@@ -254,7 +254,7 @@ impl ClientMetrics {
         let known = self.methods.load();
         match known
             .iter()
-            .find(|m| m.method == *method && m.service == *service)
+            .find(|m| same_str(&m.method, method) && same_str(&m.service, service))
         {
             Some(found) => count(found),
             None => count(&self.method(service, method)),
@@ -359,6 +359,13 @@ fn outcome_labels(service: &str, method: &str, outcome: &str) -> OutcomeLabels {
         outcome: outcome.to_owned(),
     }
 }
+/// Whether two names are equal, seen first by where they are: a client's
+/// service and method names are the same strings on every call
+/// (generated `&'static str`s, or one shared allocation).
+fn same_str(a: &FastStr, b: &FastStr) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +401,15 @@ mod tests {
             exported.contains("kingpin_thrift_client_retries_total"),
             "{exported}"
         );
+    }
+
+    #[test]
+    fn names_are_the_same_by_place_or_by_content() {
+        let ping = FastStr::from_static_str("ping");
+        assert!(same_str(&ping, &ping.clone()));
+        assert!(same_str(&ping, &FastStr::new(String::from("ping"))));
+        assert!(!same_str(&ping, &FastStr::from_static_str("pin")));
+        let pingpong = FastStr::from_static_str("pingpong");
+        assert!(!same_str(&pingpong, &pingpong.slice_ref(&pingpong[..4])));
     }
 }

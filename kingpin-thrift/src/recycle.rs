@@ -2,7 +2,7 @@
 //! client's load spreads onto servers that joined after it connected —
 //! KingPin's pooled client did this by recycling its connections.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
@@ -111,11 +111,12 @@ where
         });
         let encoder = RecyclingEncoder {
             inner: encoder,
-            requests: AtomicU64::new(0),
+            requests: 0,
             max_requests: self.recycle.max_requests,
             expires,
+            just_used: AtomicBool::new(false),
             recycled: self.recycled.clone(),
-            counted: std::sync::atomic::AtomicBool::new(false),
+            counted: AtomicBool::new(false),
         };
         (encoder, decoder)
     }
@@ -123,20 +124,27 @@ where
 
 pub(crate) struct RecyclingEncoder<E> {
     inner: E,
-    requests: AtomicU64,
+    /// Requests sent on the connection; only its one caller at a time
+    /// writes it.
+    requests: u64,
     max_requests: Option<u64>,
     expires: Option<Instant>,
+    /// Whether a request was sent since the pool last asked: the pool asks
+    /// when the connection comes back after a request and again when it
+    /// takes it out; the age is checked at the taking, so that the clock
+    /// is read once a call.
+    just_used: AtomicBool,
     recycled: Counter,
     /// Whether this connection was counted as recycled already.
-    counted: std::sync::atomic::AtomicBool,
+    counted: AtomicBool,
 }
 
 impl<E> RecyclingEncoder<E> {
     fn spent(&self) -> bool {
-        let by_requests = self
-            .max_requests
-            .is_some_and(|max| self.requests.load(Relaxed) >= max);
-        let by_age = self.expires.is_some_and(|at| Instant::now() >= at);
+        let by_requests = self.max_requests.is_some_and(|max| self.requests >= max);
+        let checks_age = !self.just_used.load(Relaxed);
+        self.just_used.store(false, Relaxed);
+        let by_age = checks_age && self.expires.is_some_and(|at| Instant::now() >= at);
         by_requests || by_age
     }
 }
@@ -147,7 +155,8 @@ impl<E: Encoder> Encoder for RecyclingEncoder<E> {
         cx: &mut Cx,
         msg: ThriftMessage<Req>,
     ) -> Result<(), ThriftException> {
-        self.requests.fetch_add(1, Relaxed);
+        self.requests += 1;
+        self.just_used.store(true, Relaxed);
         self.inner.encode(cx, msg).await
     }
 
@@ -175,5 +184,46 @@ mod tests {
         );
         let r = Recycle::never().max_age(Duration::from_secs(5));
         assert_eq!(r.max_age_limit(), Some(Duration::from_secs(5)));
+    }
+
+    fn encoder(max_requests: Option<u64>, expires: Option<Instant>) -> RecyclingEncoder<()> {
+        RecyclingEncoder {
+            inner: (),
+            requests: 0,
+            max_requests,
+            expires,
+            just_used: AtomicBool::new(false),
+            recycled: Counter::default(),
+            counted: AtomicBool::new(false),
+        }
+    }
+
+    /// What `encode` does before the inner encoder's work.
+    fn send(encoder: &mut RecyclingEncoder<()>) {
+        encoder.requests += 1;
+        encoder.just_used.store(true, Relaxed);
+    }
+
+    #[test]
+    fn spent_after_max_requests_when_it_comes_back() {
+        let mut conn = encoder(Some(2), None);
+        send(&mut conn);
+        assert!(!conn.spent(), "back after 1 request");
+        assert!(!conn.spent(), "taken for the 2nd");
+        send(&mut conn);
+        assert!(conn.spent(), "back after the 2nd");
+    }
+
+    #[test]
+    fn an_old_connection_is_not_taken_again() {
+        let mut conn = encoder(None, Some(Instant::now()));
+        send(&mut conn);
+        // Coming back from its request the age is not looked at (one clock
+        // read a call); taken out again, it is, and it is too old.
+        assert!(!conn.spent(), "back from its request");
+        assert!(conn.spent(), "taken when past its age");
+
+        let young = encoder(None, Some(Instant::now() + Duration::from_secs(60)));
+        assert!(!young.spent());
     }
 }
