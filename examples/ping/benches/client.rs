@@ -15,7 +15,8 @@
 //! a 1 s call timeout, as kingpin's default), and kingpin with
 //! `no-recycle` ([`Recycle::never`]), `no-timeout` (no call timeout),
 //! `bare` (neither). `KINGPIN_BENCH_ONLY` (a client's name as printed,
-//! e.g. `kingpin`) runs that client alone, to profile it. Each run also
+//! e.g. `kingpin`) runs that client alone, and `KINGPIN_BENCH_CONCURRENCY`
+//! (e.g. `64`) at that concurrency alone, to profile it. Each run also
 //! reports the CPU time per call of the client's threads and of the
 //! server's (from Linux's schedstat): the machine's cores are shared, so
 //! client CPU is what costs throughput.
@@ -155,6 +156,12 @@ impl Measured {
             )
         })
     }
+
+    /// How many times per call the client's threads were put on a CPU.
+    fn client_runs_per_call(&self) -> Option<f64> {
+        let calls = self.latencies.len().max(1) as f64;
+        self.cpu.map(|cpu| cpu.client_runs as f64 / calls)
+    }
 }
 
 /// The CPU time of this process's threads: the server's (its threads are
@@ -163,6 +170,9 @@ impl Measured {
 struct CpuTime {
     client: Duration,
     server: Duration,
+    /// How many times the client's threads were put on a CPU: a thread
+    /// woken to do a little costs more than its CPU time shows.
+    client_runs: u64,
 }
 
 impl std::ops::Add for CpuTime {
@@ -172,6 +182,7 @@ impl std::ops::Add for CpuTime {
         CpuTime {
             client: self.client + other.client,
             server: self.server + other.server,
+            client_runs: self.client_runs + other.client_runs,
         }
     }
 }
@@ -183,9 +194,14 @@ impl CpuTime {
         let mut cpu = CpuTime::default();
         for thread in std::fs::read_dir("/proc/self/task").ok()? {
             let dir = thread.ok()?.path();
-            let Some(nanos) = std::fs::read_to_string(dir.join("schedstat"))
+            let Some((nanos, runs)) = std::fs::read_to_string(dir.join("schedstat"))
                 .ok()
-                .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+                .and_then(|stat| {
+                    let mut fields = stat.split_whitespace();
+                    let nanos: u64 = fields.next()?.parse().ok()?;
+                    let runs: u64 = fields.nth(1)?.parse().ok()?;
+                    Some((nanos, runs))
+                })
             else {
                 // A thread that just ended.
                 continue;
@@ -196,6 +212,7 @@ impl CpuTime {
                 cpu.server += on_cpu;
             } else {
                 cpu.client += on_cpu;
+                cpu.client_runs += runs;
             }
         }
         Some(cpu)
@@ -205,6 +222,7 @@ impl CpuTime {
         CpuTime {
             client: self.client.saturating_sub(earlier.client),
             server: self.server.saturating_sub(earlier.server),
+            client_runs: self.client_runs.saturating_sub(earlier.client_runs),
         }
     }
 }
@@ -335,6 +353,12 @@ async fn main() {
     if let Ok(only) = std::env::var("KINGPIN_BENCH_ONLY") {
         variants.retain(|v| v.name() == only);
     }
+    let concurrencies: Vec<usize> = match std::env::var("KINGPIN_BENCH_CONCURRENCY") {
+        Ok(only) => vec![only
+            .parse()
+            .expect("KINGPIN_BENCH_CONCURRENCY: a number of concurrent calls")],
+        Err(_) => CONCURRENCIES.to_vec(),
+    };
     let server = start_server();
     println!(
         "client benchmark ({} run; ping server on {server}, framed; {} s per run after {} s of warm-up; {} cores)",
@@ -350,7 +374,7 @@ async fn main() {
 
     // (variant, concurrency, both runs together)
     let mut results: Vec<(Variant, usize, Measured)> = Vec::new();
-    for concurrency in CONCURRENCIES {
+    for &concurrency in &concurrencies {
         // A B B A: a drift over the runs weighs on both alike.
         let round = clients.iter().chain(clients.iter().rev());
         for (variant, client) in (0..rounds).flat_map(|_| round.clone()) {
@@ -363,8 +387,9 @@ async fn main() {
                 run.errors,
                 Latencies::new(run.latencies.clone()).summary_ms(),
                 run.cpu_per_call()
-                    .map(|(client, server)| format!(
-                        "   CPU/call: client {client:.1} µs, server {server:.1} µs"
+                    .zip(run.client_runs_per_call())
+                    .map(|((client, server), runs)| format!(
+                        "   CPU/call: client {client:.1} µs, server {server:.1} µs; client threads run {runs:.2} times a call"
                     ))
                     .unwrap_or_default(),
             );
@@ -410,7 +435,7 @@ async fn main() {
     if errors > 0 {
         println!("{errors} calls failed (counted in calls/s and latencies)");
     }
-    for concurrency in CONCURRENCIES {
+    for &concurrency in &concurrencies {
         let throughput = |variant: Variant| {
             results
                 .iter()
