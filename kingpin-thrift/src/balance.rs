@@ -64,10 +64,42 @@ pub(crate) struct Balance<S> {
 
 /// How one attempt ended, when it did not answer.
 enum Miss {
-    /// Refused, broken or unresolvable: the request got no answer.
-    Transport(ClientError),
+    /// Refused, not connected in time, or unresolvable: the request never
+    /// left.
+    Unsent(ClientError),
+    /// Broken after the request may have been written: it may have reached
+    /// the server.
+    Broken(ClientError),
     /// No answer within the attempt's limit.
     Timeout(Duration),
+}
+
+impl Miss {
+    /// Sorts an attempt's transport error by whether the request can have
+    /// left: a connection that was never made carries none.
+    fn transport(error: ClientError) -> Miss {
+        use io::ErrorKind::*;
+        match &error {
+            ClientError::Transport(e)
+                if matches!(
+                    e.kind(),
+                    ConnectionRefused
+                        | TimedOut
+                        | HostUnreachable
+                        | NetworkUnreachable
+                        | AddrNotAvailable
+                ) =>
+            {
+                Miss::Unsent(error)
+            }
+            _ => Miss::Broken(error),
+        }
+    }
+
+    /// Whether the server may have received the request.
+    fn may_have_arrived(&self) -> bool {
+        !matches!(self, Miss::Unsent(_))
+    }
 }
 
 impl<Req, S> Service<ClientContext, Req> for Balance<S>
@@ -148,8 +180,9 @@ impl<S> Balance<S> {
         let reason = loop {
             let kind = match &miss {
                 Miss::Timeout(_) => ErrorKind::Timeout,
-                Miss::Transport(_) => ErrorKind::Transport,
+                Miss::Unsent(_) | Miss::Broken(_) => ErrorKind::Transport,
             };
+            let may_have_arrived = miss.may_have_arrived();
             metrics.attempt_failed(kind);
             if hosts.invalidate(&lease) {
                 metrics.invalidations.inc();
@@ -159,6 +192,9 @@ impl<S> Balance<S> {
 
             if kind == ErrorKind::Timeout && !settings.policy.retries_timeouts() {
                 break FailureReason::TimeoutNotRetried;
+            }
+            if may_have_arrived && !settings.policy.is_idempotent(&method) {
+                break FailureReason::MayHaveArrived;
             }
             let Some(req) = spare.as_ref() else {
                 break FailureReason::AttemptsExhausted;
@@ -273,7 +309,7 @@ impl<S> Balance<S> {
             Some(address) => address,
             None => match self.settings.discover.resolve(lease).await {
                 Ok(address) => address,
-                Err(e) => return Err(Miss::Transport(TransportException::from(e).into())),
+                Err(e) => return Err(Miss::Unsent(TransportException::from(e).into())),
             },
         };
         cx.rpc_info_mut()
@@ -294,7 +330,7 @@ impl<S> Balance<S> {
             None => self.inner.call(cx, req).await,
         };
         match answer {
-            Err(ClientError::Transport(e)) => Err(Miss::Transport(ClientError::Transport(e))),
+            Err(ClientError::Transport(e)) => Err(Miss::transport(ClientError::Transport(e))),
             answer => Ok(answer),
         }
     }
@@ -307,7 +343,7 @@ impl Failed {
                 ErrorKind::Timeout,
                 format!("no answer within {}", millis(limit)),
             ),
-            Miss::Transport(e) => {
+            Miss::Unsent(e) | Miss::Broken(e) => {
                 if let ClientError::Transport(e) = &e {
                     self.last_io_kind = Some(e.kind());
                 }

@@ -63,6 +63,9 @@ pub enum FailureReason {
     CallTimeout(Duration),
     /// The attempt timed out, and the policy does not retry timeouts.
     TimeoutNotRetried,
+    /// The method is not idempotent, and its request may have reached the
+    /// server before the connection broke or the attempt timed out.
+    MayHaveArrived,
     /// There was no host to call (the serverset is empty or missing).
     NoHosts(String),
 }
@@ -139,6 +142,9 @@ impl fmt::Display for FailureReason {
                 write!(f, "call timeout of {} ms reached", limit.as_millis())
             }
             FailureReason::TimeoutNotRetried => f.write_str("timeouts are not retried"),
+            FailureReason::MayHaveArrived => f.write_str(
+                "not retried: the method is not idempotent and the request may have reached the server",
+            ),
             FailureReason::NoHosts(why) => f.write_str(why),
         }
     }

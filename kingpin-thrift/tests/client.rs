@@ -90,6 +90,21 @@ async fn silent_host() -> (Endpoint, tokio::task::JoinHandle<()>) {
     (endpoint(address), task)
 }
 
+/// A host that accepts a connection, reads the start of a request and
+/// hangs up: the request reached it, and no answer comes.
+async fn hanging_up_host() -> (Endpoint, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut start = [0u8; 4];
+            let _ = stream.read_exact(&mut start).await;
+        }
+    });
+    (endpoint(address), task)
+}
+
 /// The error of a ping that must fail.
 async fn call_error(client: &PingClient) -> volo_thrift::ClientError {
     match client.ping(request("hi")).await {
@@ -314,6 +329,50 @@ async fn all_hosts_down_fail_with_every_host_named_within_the_timeout() {
         metrics.attempt_failures(SERVICE, "ping", ErrorKind::Transport),
         3
     );
+}
+
+#[tokio::test]
+async fn a_method_that_is_not_idempotent_is_retried_only_when_its_request_never_left() {
+    let Some(serverset) = serverset("not_idempotent").await else {
+        return;
+    };
+    let server = serve(&serverset, "good").await;
+    let (hanging_up, _task) = hanging_up_host().await;
+    // Round robin: the first call's first attempt goes to the first host.
+    let client_first_to = |first: Endpoint, policy: RetryPolicy| {
+        let metrics = ClientMetrics::new();
+        let hosts = default_hosts()
+            .selector(Selector::RoundRobin)
+            .static_hosts([first, server.endpoint().clone()]);
+        let client = client_of(hosts)
+            .retry(policy)
+            .metrics(metrics.clone())
+            .build();
+        (client, metrics)
+    };
+    let careful = || RetryPolicy::default().not_idempotent(["ping"]);
+
+    // The request reached a host that hung up: not made again elsewhere.
+    let (client, metrics) = client_first_to(hanging_up.clone(), careful());
+    let error = call_error(&client).await;
+    let failure = CallFailure::of(&error).expect("a CallFailure inside");
+    assert_eq!(failure.reason, FailureReason::MayHaveArrived, "{error}");
+    assert_eq!(failure.attempts.len(), 1, "{error}");
+    assert_eq!(failure.attempts[0].host, hanging_up);
+    assert!(error.to_string().contains("not idempotent"), "{error}");
+    assert_eq!(metrics.retries(SERVICE, "ping"), 0);
+
+    // Refused: the request never left, so it is retried, and answered.
+    let refused = refusing_hosts(1).await.remove(0);
+    let (client, metrics) = client_first_to(refused, careful());
+    assert_eq!(ping(&client).await, "good");
+    assert_eq!(metrics.retries(SERVICE, "ping"), 1);
+
+    // An idempotent method after the same hang-up is retried, and answered.
+    let (client, metrics) = client_first_to(hanging_up, RetryPolicy::default());
+    assert_eq!(ping(&client).await, "good");
+    assert_eq!(metrics.retries(SERVICE, "ping"), 1);
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -8,10 +8,12 @@ use kingpin_api::Backoff;
 /// Only failures where the server gave no answer are retried: a refused or
 /// broken connection, or an attempt past its timeout. An answer — a
 /// result, an exception the IDL declares, or a Thrift application
-/// exception — is final. A retry may therefore run a request a second
-/// time on another server when the first one received it but never
-/// answered: retry only idempotent methods, or use
-/// [`RetryPolicy::never`] for a client of methods that are not.
+/// exception — is final. A retry after a broken connection or a timeout
+/// may run a request a second time on another server, when the first one
+/// received it but never answered: name the methods that must not run
+/// twice with [`RetryPolicy::not_idempotent`], and their calls are retried
+/// only when the request cannot have left (the connection was refused or
+/// never made).
 ///
 /// ```
 /// use std::time::Duration;
@@ -19,8 +21,11 @@ use kingpin_api::Backoff;
 ///
 /// let policy = RetryPolicy::default()
 ///     .max_attempts(4)
-///     .backoff(Duration::from_millis(20), Duration::from_millis(500));
+///     .backoff(Duration::from_millis(20), Duration::from_millis(500))
+///     .not_idempotent(["transfer"]);
 /// assert_eq!(policy.attempts(), 4);
+/// assert!(!policy.is_idempotent("transfer"));
+/// assert!(policy.is_idempotent("balance"));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -28,6 +33,8 @@ pub struct RetryPolicy {
     backoff_base: Duration,
     backoff_max: Duration,
     retry_timeouts: bool,
+    /// Methods whose requests must not run twice.
+    not_idempotent: Vec<String>,
 }
 
 impl Default for RetryPolicy {
@@ -39,6 +46,7 @@ impl Default for RetryPolicy {
             backoff_base: Duration::from_millis(10),
             backoff_max: Duration::from_secs(1),
             retry_timeouts: true,
+            not_idempotent: Vec::new(),
         }
     }
 }
@@ -74,6 +82,23 @@ impl RetryPolicy {
     pub fn retry_timeouts(mut self, retry: bool) -> Self {
         self.retry_timeouts = retry;
         self
+    }
+
+    /// Methods (as the IDL names them) whose calls must not run twice: a
+    /// call of one is retried only when its request cannot have reached a
+    /// server — the connection was refused or could not be made — and not
+    /// after a broken connection or a timeout. Adds to the methods named
+    /// before.
+    pub fn not_idempotent<M: Into<String>>(mut self, methods: impl IntoIterator<Item = M>) -> Self {
+        self.not_idempotent
+            .extend(methods.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether `method`'s calls may run twice (every method is, unless
+    /// named in [`RetryPolicy::not_idempotent`]).
+    pub fn is_idempotent(&self, method: &str) -> bool {
+        !self.not_idempotent.iter().any(|m| m == method)
     }
 
     /// The most attempts per call.
