@@ -116,6 +116,11 @@ pub(crate) struct MethodMetrics {
 }
 
 impl MethodMetrics {
+    /// Whether these are the handles of `service`'s `method`.
+    fn is_for(&self, service: &FastStr, method: &FastStr) -> bool {
+        same_str(&self.method, method) && same_str(&self.service, service)
+    }
+
     /// Counts a call that failed with `kind`.
     pub(crate) fn failed(&self, kind: ErrorKind) {
         self.families.calls.get_or_create(&self.outcome(kind)).inc();
@@ -252,10 +257,7 @@ impl ClientMetrics {
         count: impl FnOnce(&MethodMetrics) -> R,
     ) -> R {
         let known = self.methods.load();
-        match known
-            .iter()
-            .find(|m| same_str(&m.method, method) && same_str(&m.service, service))
-        {
+        match known.iter().find(|m| m.is_for(service, method)) {
             Some(found) => count(found),
             None => count(&self.method(service, method)),
         }
@@ -263,7 +265,7 @@ impl ClientMetrics {
 
     /// The handles of `service`'s `method`, made at its first call.
     pub(crate) fn method(&self, service: &FastStr, method: &FastStr) -> Arc<MethodMetrics> {
-        let is_it = |m: &&Arc<MethodMetrics>| m.method == *method && m.service == *service;
+        let is_it = |m: &&Arc<MethodMetrics>| m.is_for(service, method);
         if let Some(found) = self.methods.load().iter().find(is_it) {
             return Arc::clone(found);
         }
@@ -359,6 +361,7 @@ fn outcome_labels(service: &str, method: &str, outcome: &str) -> OutcomeLabels {
         outcome: outcome.to_owned(),
     }
 }
+
 /// Whether two names are equal, seen first by where they are: a client's
 /// service and method names are the same strings on every call
 /// (generated `&'static str`s, or one shared allocation).

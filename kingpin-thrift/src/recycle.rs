@@ -140,6 +140,12 @@ pub(crate) struct RecyclingEncoder<E> {
 }
 
 impl<E> RecyclingEncoder<E> {
+    /// Counts a request sent on the connection.
+    fn count_request(&mut self) {
+        self.requests += 1;
+        self.just_used.store(true, Relaxed);
+    }
+
     fn spent(&self) -> bool {
         let by_requests = self.max_requests.is_some_and(|max| self.requests >= max);
         let checks_age = !self.just_used.load(Relaxed);
@@ -155,8 +161,7 @@ impl<E: Encoder> Encoder for RecyclingEncoder<E> {
         cx: &mut Cx,
         msg: ThriftMessage<Req>,
     ) -> Result<(), ThriftException> {
-        self.requests += 1;
-        self.just_used.store(true, Relaxed);
+        self.count_request();
         self.inner.encode(cx, msg).await
     }
 
@@ -198,26 +203,20 @@ mod tests {
         }
     }
 
-    /// What `encode` does before the inner encoder's work.
-    fn send(encoder: &mut RecyclingEncoder<()>) {
-        encoder.requests += 1;
-        encoder.just_used.store(true, Relaxed);
-    }
-
     #[test]
     fn spent_after_max_requests_when_it_comes_back() {
         let mut conn = encoder(Some(2), None);
-        send(&mut conn);
+        conn.count_request();
         assert!(!conn.spent(), "back after 1 request");
         assert!(!conn.spent(), "taken for the 2nd");
-        send(&mut conn);
+        conn.count_request();
         assert!(conn.spent(), "back after the 2nd");
     }
 
     #[test]
     fn an_old_connection_is_not_taken_again() {
         let mut conn = encoder(None, Some(Instant::now()));
-        send(&mut conn);
+        conn.count_request();
         // Coming back from its request the age is not looked at (one clock
         // read a call); taken out again, it is, and it is too old.
         assert!(!conn.spent(), "back from its request");

@@ -145,22 +145,18 @@ impl Measured {
         self.cpu = self.cpu.zip(other.cpu).map(|(a, b)| a + b);
     }
 
-    /// The client's and the server's CPU time per call, in µs, when
+    /// The client's and the server's CPU time per call, in µs, and how
+    /// many times a call the client's threads were put on a CPU, when
     /// measured.
-    fn cpu_per_call(&self) -> Option<(f64, f64)> {
+    fn cpu_per_call(&self) -> Option<(f64, f64, f64)> {
         let calls = self.latencies.len().max(1) as f64;
         self.cpu.map(|cpu| {
             (
                 cpu.client.as_secs_f64() * 1e6 / calls,
                 cpu.server.as_secs_f64() * 1e6 / calls,
+                cpu.client_runs as f64 / calls,
             )
         })
-    }
-
-    /// How many times per call the client's threads were put on a CPU.
-    fn client_runs_per_call(&self) -> Option<f64> {
-        let calls = self.latencies.len().max(1) as f64;
-        self.cpu.map(|cpu| cpu.client_runs as f64 / calls)
     }
 }
 
@@ -387,8 +383,7 @@ async fn main() {
                 run.errors,
                 Latencies::new(run.latencies.clone()).summary_ms(),
                 run.cpu_per_call()
-                    .zip(run.client_runs_per_call())
-                    .map(|((client, server), runs)| format!(
+                    .map(|(client, server, runs)| format!(
                         "   CPU/call: client {client:.1} µs, server {server:.1} µs; client threads run {runs:.2} times a call"
                     ))
                     .unwrap_or_default(),
@@ -422,7 +417,7 @@ async fn main() {
         println!("| client | concurrency | client CPU/call | server CPU/call |");
         println!("|---|---:|---:|---:|");
         for (variant, concurrency, measured) in &results {
-            if let Some((client, server)) = measured.cpu_per_call() {
+            if let Some((client, server, _)) = measured.cpu_per_call() {
                 println!(
                     "| {} | {concurrency} | {client:.1} µs | {server:.1} µs |",
                     variant.name()
