@@ -23,7 +23,8 @@ pub enum ServerKind {
     ZooKeeper,
     /// etcd, single member.
     Etcd,
-    /// An S3-compatible server (`s3s-fs`) with SigV4 credentials.
+    /// An S3-compatible server (`kingpin-test-s3`, on `s3s-fs`) with SigV4
+    /// credentials.
     S3,
 }
 
@@ -50,6 +51,7 @@ pub struct LocalServer {
     child: Option<Child>,
     remove_dir_on_drop: bool,
     s3_secret: String,
+    s3_region: Option<String>,
 }
 
 /// Why a server could not be started.
@@ -72,13 +74,27 @@ impl LocalServer {
                         .any(|p| p.ends_with(".jar") && Path::new(p).exists())
             }
             ServerKind::Etcd => which("etcd").is_some(),
-            ServerKind::S3 => which("s3s-fs").is_some(),
+            ServerKind::S3 => s3_server_binary().is_some(),
         }
     }
 
     /// Starts a server with data under `dir` on fresh loopback ports, and
     /// waits until it serves.
     pub async fn start(kind: ServerKind, dir: &Path) -> Result<Self, StartError> {
+        Self::start_with_region(kind, dir, None).await
+    }
+
+    /// Starts an S3 server that, like AWS, refuses requests signed for any
+    /// region but `region`.
+    pub async fn start_s3_in_region(dir: &Path, region: &str) -> Result<Self, StartError> {
+        Self::start_with_region(ServerKind::S3, dir, Some(region.to_owned())).await
+    }
+
+    async fn start_with_region(
+        kind: ServerKind,
+        dir: &Path,
+        s3_region: Option<String>,
+    ) -> Result<Self, StartError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let client_port = free_port().map_err(|e| e.to_string())?;
@@ -91,6 +107,7 @@ impl LocalServer {
             child: None,
             remove_dir_on_drop: false,
             s3_secret: format!("secret-{:016x}", rand::random::<u64>()),
+            s3_region,
         };
         server.resume().await?;
         Ok(server)
@@ -197,13 +214,23 @@ impl LocalServer {
     fn s3_command(&self) -> Result<Command, StartError> {
         let root = self.dir.join("data");
         std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
-        let mut command = Command::new("s3s-fs");
+        let binary = s3_server_binary().ok_or_else(|| {
+            format!(
+                "{S3_SERVER_BINARY} is not built: run `cargo build -p kingpin-test-s3-server` \
+                 or set {S3_SERVER_ENV} to its path"
+            )
+        })?;
+        let mut command = Command::new(binary);
         command
             .arg("--host=127.0.0.1")
             .arg(format!("--port={}", self.client_port))
-            .arg(format!("--access-key={S3_ACCESS_KEY}"))
-            .arg(format!("--secret-key={}", self.s3_secret))
-            .arg(root);
+            .arg(root)
+            // The environment, not argv: `ps` shows argv to every user.
+            .env("KINGPIN_TEST_S3_ACCESS_KEY", S3_ACCESS_KEY)
+            .env("KINGPIN_TEST_S3_SECRET_KEY", &self.s3_secret);
+        if let Some(region) = &self.s3_region {
+            command.arg(format!("--region={region}"));
+        }
         Ok(command)
     }
 
@@ -280,6 +307,28 @@ impl Drop for LocalServer {
 
 fn zookeeper_classpath() -> String {
     std::env::var("KINGPIN_ZOOKEEPER_CLASSPATH").unwrap_or_else(|_| ZOOKEEPER_CLASSPATH.to_owned())
+}
+
+/// The test S3 server's binary name, built from `conformance-tests/s3-server`.
+const S3_SERVER_BINARY: &str = "kingpin-test-s3";
+/// Names the test S3 server's binary when it is not where cargo builds it.
+const S3_SERVER_ENV: &str = "KINGPIN_TEST_S3_SERVER";
+
+/// `KINGPIN_TEST_S3_SERVER`, else the binary cargo built near the running
+/// test or bench (tests run from `target/<profile>/deps/`, in either
+/// profile), else `PATH`.
+fn s3_server_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(S3_SERVER_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .flat_map(|dir| [dir.to_path_buf(), dir.join("debug"), dir.join("release")])
+        .map(|dir| dir.join(S3_SERVER_BINARY))
+        .find(|p| p.is_file())
+        .or_else(|| which(S3_SERVER_BINARY))
 }
 
 fn which(program: &str) -> Option<PathBuf> {
