@@ -35,5 +35,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use memory::{MemoryBlobStore, MemoryCoordinator, MemoryServer};
 pub use path::{NodePath, MAX_COMPONENT_LEN, MAX_PATH_LEN};
 pub use session::SessionHub;
-pub use url::{CoordinatorScheme, CoordinatorUrl};
+pub use url::{is_credential_option, CoordinatorScheme, CoordinatorUrl};
 pub use watch_channel::{watch_channel, WatchSender};

@@ -184,10 +184,46 @@ impl CoordinatorUrl {
     }
 }
 
+/// Whether a URL option would carry a credential (a secret key, a session or
+/// bearer token, a password, an access key id, a SAS, a service account
+/// key…), in any letter case. URLs end up in logs, shell histories and
+/// process lists, so every kingpin URL refuses such options, whatever the
+/// scheme, and points to the environment instead.
+///
+/// ```
+/// assert!(kingpin_api::is_credential_option("AWS_SECRET_ACCESS_KEY"));
+/// assert!(kingpin_api::is_credential_option("google_service_account_key"));
+/// assert!(!kingpin_api::is_credential_option("region"));
+/// ```
+pub fn is_credential_option(key: &str) -> bool {
+    const MARKS: [&str; 12] = [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "access_key",
+        "accesskey",
+        "key_id",
+        "credential",
+        "sas_key",
+        "service_account",
+        "master_key",
+        "digest",
+    ];
+    let key = key.to_ascii_lowercase();
+    MARKS.iter().any(|mark| key.contains(mark)) || key == "sas" || key.ends_with("account_key")
+}
+
 fn parse_options(query: Option<&str>) -> Result<BTreeMap<String, String>> {
     let mut options = BTreeMap::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if is_credential_option(k) {
+            return Err(Error::invalid(format!(
+                "option {k:?} would put a credential in a coordinator URL, where logs show it; \
+                 use KINGPIN_ZK_DIGEST, or KINGPIN_ETCD_USER and KINGPIN_ETCD_PASSWORD"
+            )));
+        }
         if options.insert(k.to_owned(), v.to_owned()).is_some() {
             return Err(Error::invalid(format!("option {k:?} is given twice")));
         }
@@ -314,6 +350,11 @@ mod tests {
                 ErrorKind::InvalidArgument,
                 "{bad}"
             );
+        }
+        for option in ["password", "PASSWORD", "Digest", "etcd_password", "TOKEN"] {
+            let err = CoordinatorUrl::parse(&format!("zk://h/?{option}=hunter2")).unwrap_err();
+            assert!(err.to_string().contains("credential"), "{option}: {err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
         }
         let url = CoordinatorUrl::parse("zk://h/?session_timeout=ten").unwrap();
         assert!(url.duration_option("session_timeout").is_err());

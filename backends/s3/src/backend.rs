@@ -4,15 +4,26 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use kingpin_api::{BlobKey, BlobMeta, BlobStore, Error, ErrorKind, Result};
+use kingpin_api::{Backoff, BlobKey, BlobMeta, BlobStore, Error, ErrorKind, Result};
 use tokio::sync::OnceCell;
 
 use crate::config::{ConditionalPut, S3Config};
 use crate::error::from_sdk;
+
+/// Backoff between attempts to read a body that was cut short.
+const BODY_RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(20);
+const BODY_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why a GET failed: the request (retried by the SDK), or reading the body
+/// of an answer (retried by [`S3BlobStore::get`]).
+enum GetFailure {
+    Request(Error),
+    Body(Error),
+}
 
 /// A [`BlobStore`] on an S3 bucket. See the crate docs.
 #[derive(Debug)]
@@ -25,12 +36,30 @@ pub struct S3BlobStore {
 
 impl S3BlobStore {
     /// Builds the client. No request is made until the first call.
+    /// Credentials come from [`S3Config::with_credentials`] or the chain of
+    /// `kingpin-aws-credentials` (environment, profiles, web identity,
+    /// container; instance metadata only when asked); the region from the
+    /// URL, the environment or the profile, else `us-east-1`.
     pub async fn connect(config: S3Config) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(region) = &config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        let shared = loader.load().await;
+        let region = kingpin_aws_credentials::resolve_region(config.region.as_deref()).await;
+        let credentials = match &config.credentials {
+            Some((id, secret)) => SharedCredentialsProvider::new(Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "kingpin-config",
+            )),
+            None => kingpin_aws_credentials::credential_chain(&region, config.instance_metadata),
+        };
+        // Region and credentials are given, so the loader consults neither
+        // its own region chain nor its own credential chain, both of which
+        // end at the instance metadata service.
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .credentials_provider(credentials)
+            .load()
+            .await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.path_style)
             .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
@@ -39,21 +68,8 @@ impl S3BlobStore {
                     .operation_timeout(config.operation_timeout)
                     .build(),
             );
-        if shared.region().is_none() && config.region.is_none() {
-            // S3-compatible servers rarely care; SigV4 still needs one.
-            builder = builder.region(Region::new("us-east-1"));
-        }
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
-        }
-        if let Some((id, secret)) = &config.credentials {
-            builder = builder.credentials_provider(Credentials::new(
-                id.clone(),
-                secret.clone(),
-                None,
-                None,
-                "kingpin-config",
-            ));
         }
         Ok(S3BlobStore {
             client: Client::from_conf(builder.build()),
@@ -73,7 +89,7 @@ impl S3BlobStore {
         {
             Ok(_) => Ok(()),
             Err(e) => {
-                let err = from_sdk(e, "create bucket", &self.config.location());
+                let err = from_sdk(e, "create bucket", &self.config);
                 let owned = std::error::Error::source(&err)
                     .map(|s| s.to_string())
                     .is_some_and(|s| {
@@ -119,7 +135,7 @@ impl S3BlobStore {
         {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(from_sdk(e, &format!("head {object}"), &self.location())),
+            Err(e) => Err(from_sdk(e, &format!("head {object}"), &self.config)),
         }
     }
 
@@ -137,7 +153,7 @@ impl S3BlobStore {
         match sent {
             Ok(_) => Ok(true),
             Err(e) => {
-                let err = from_sdk(e, &format!("put {object}"), &self.location());
+                let err = from_sdk(e, &format!("put {object}"), &self.config);
                 match err.kind() {
                     ErrorKind::AlreadyExists => Ok(false),
                     _ => Err(err),
@@ -146,27 +162,81 @@ impl S3BlobStore {
         }
     }
 
-    /// Finds out once whether the server honours `If-None-Match: *`, by
-    /// putting a scratch object twice.
+    /// How puts guard against overwrites. Unless the URL asked for
+    /// `check-first`, the first put finds out whether the server honours
+    /// `If-None-Match: *` by putting a scratch object twice: servers exist
+    /// that accept the header and overwrite anyway, so the header is
+    /// trusted only once this server was seen refusing the second put,
+    /// even when `if-none-match` was asked for.
     async fn conditional_put(&self) -> Result<ConditionalPut> {
-        if self.config.conditional_put != ConditionalPut::Auto {
-            return Ok(self.config.conditional_put);
+        if self.config.conditional_put == ConditionalPut::CheckFirst {
+            return Ok(ConditionalPut::CheckFirst);
         }
         self.resolved_put
             .get_or_try_init(|| async {
-                let probe = self.object_key(&BlobKey::parse(&format!(".kingpin-probe/{:016x}", rand::random::<u64>()))?);
-                self.put_unless_present(&probe, Bytes::from_static(b"1")).await?;
-                let honoured = !self.put_unless_present(&probe, Bytes::from_static(b"2")).await?;
-                let _ = self.client.delete_object().bucket(&self.config.bucket).key(&probe).send().await;
+                let probe = self.object_key(&BlobKey::parse(&format!(
+                    ".kingpin-probe/{:016x}",
+                    rand::random::<u64>()
+                ))?);
+                self.put_unless_present(&probe, Bytes::from_static(b"1"))
+                    .await?;
+                let honoured = !self
+                    .put_unless_present(&probe, Bytes::from_static(b"2"))
+                    .await?;
+                let _ = self
+                    .client
+                    .delete_object()
+                    .bucket(&self.config.bucket)
+                    .key(&probe)
+                    .send()
+                    .await;
                 if honoured {
                     Ok(ConditionalPut::IfNoneMatch)
                 } else {
-                    tracing::warn!(location = %self.location(), "S3 server ignores If-None-Match; checking for objects before writing");
+                    tracing::warn!(
+                        location = %self.location(),
+                        asked = ?self.config.conditional_put,
+                        "the S3 server overwrote an object despite If-None-Match: *; \
+                         checking that an object is absent before each put instead"
+                    );
                     Ok(ConditionalPut::CheckFirst)
                 }
             })
             .await
             .copied()
+    }
+
+    /// One GET, its body read in full.
+    async fn get_once(&self, key: &BlobKey, object: &str) -> std::result::Result<Bytes, GetFailure> {
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(object)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("blob {key} does not exist in {}", self.location()),
+                    )
+                    .with_source(e)
+                } else {
+                    from_sdk(e, &format!("get {object}"), &self.config)
+                }
+            })
+            .map_err(GetFailure::Request)?;
+        let body = response.body.collect().await.map_err(|e| {
+            GetFailure::Body(
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("reading {object} from {} failed part way", self.location()),
+                )
+                .with_source(e),
+            )
+        })?;
+        Ok(body.into_bytes())
     }
 }
 
@@ -186,7 +256,7 @@ impl BlobStore for S3BlobStore {
                         .body(ByteStream::from(data))
                         .send()
                         .await
-                        .map_err(|e| from_sdk(e, &format!("put {object}"), &self.location()))?;
+                        .map_err(|e| from_sdk(e, &format!("put {object}"), &self.config))?;
                     true
                 }
             }
@@ -204,32 +274,25 @@ impl BlobStore for S3BlobStore {
 
     async fn get(&self, key: &BlobKey) -> Result<Bytes> {
         let object = self.object_key(key);
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.config.bucket)
-            .key(&object)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        format!("blob {key} does not exist in {}", self.location()),
-                    )
-                    .with_source(e)
-                } else {
-                    from_sdk(e, &format!("get {object}"), &self.location())
+        // The SDK retries a request that fails; a body cut short after the
+        // answer began is retried here, within the same number of attempts.
+        let mut backoff = Backoff::new(BODY_RETRY_BASE, BODY_RETRY_CAP);
+        let mut attempt = 1;
+        loop {
+            match self.get_once(key, &object).await {
+                Ok(bytes) => return Ok(bytes),
+                Err(GetFailure::Request(e)) => return Err(e),
+                Err(GetFailure::Body(e)) if attempt < self.config.max_attempts => {
+                    tracing::debug!(%key, attempt, error = %e, "retrying a get whose body was cut short");
+                    attempt += 1;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
-            })?;
-        let body = response.body.collect().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("reading {object} from {} failed", self.location()),
-            )
-            .with_source(e)
-        })?;
-        Ok(body.into_bytes())
+                Err(GetFailure::Body(e)) => {
+                    let message = format!("{e} ({attempt} attempts)");
+                    return Err(Error::new(e.kind(), message).with_source(e));
+                }
+            }
+        }
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<()> {
@@ -249,7 +312,7 @@ impl BlobStore for S3BlobStore {
             {
                 Ok(())
             }
-            Err(e) => Err(from_sdk(e, &format!("delete {object}"), &self.location())),
+            Err(e) => Err(from_sdk(e, &format!("delete {object}"), &self.config)),
         }
     }
 
@@ -273,7 +336,7 @@ impl BlobStore for S3BlobStore {
         let mut metas = Vec::new();
         while let Some(page) = pages.next().await {
             let page =
-                page.map_err(|e| from_sdk(e, &format!("list {list_prefix}"), &self.location()))?;
+                page.map_err(|e| from_sdk(e, &format!("list {list_prefix}"), &self.config))?;
             for object in page.contents() {
                 let Some(name) = object.key().and_then(|k| k.strip_prefix(&root)) else {
                     continue;

@@ -10,9 +10,12 @@ use url::Url;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConditionalPut {
     /// Ask the server once whether it honours `If-None-Match: *`; use it if
-    /// so, else fall back to [`ConditionalPut::CheckFirst`].
+    /// so, else fall back to [`ConditionalPut::CheckFirst`] with a warning.
     Auto,
-    /// Send `If-None-Match: *` (S3 since 2024, MinIO, …).
+    /// Send `If-None-Match: *` (S3 since 2024, MinIO, …). Verified like
+    /// [`ConditionalPut::Auto`]: a server seen overwriting despite the
+    /// header gets [`ConditionalPut::CheckFirst`] instead, with a warning,
+    /// since trusting it would let a put replace an existing object.
     IfNoneMatch,
     /// Look first, then put: for servers that ignore the header. A racing
     /// writer of the same key can still win; kingpin's keys carry the
@@ -32,6 +35,7 @@ pub struct S3Config {
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) max_attempts: u32,
     pub(crate) operation_timeout: Duration,
+    pub(crate) instance_metadata: bool,
 }
 
 impl S3Config {
@@ -49,11 +53,13 @@ impl S3Config {
             credentials: None,
             max_attempts: 4,
             operation_timeout: Duration::from_secs(60),
+            instance_metadata: false,
         }
     }
 
-    /// Reads `s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true&conditional_put=auto&max_attempts=4&timeout=60s`.
-    /// Credentials never come from the URL.
+    /// Reads `s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true&conditional_put=auto&max_attempts=4&instance_metadata=false`.
+    /// Credentials never come from the URL: an option that would carry one,
+    /// in any letter case, is refused.
     pub fn from_url(text: &str) -> Result<Self> {
         let url =
             Url::parse(text).map_err(|e| Error::invalid(format!("S3 URL is invalid: {e}")))?;
@@ -74,6 +80,12 @@ impl S3Config {
             .ok_or_else(|| Error::invalid("S3 URL names no bucket"))?;
         let mut config = S3Config::new(bucket, url.path());
         for (key, value) in url.query_pairs() {
+            if kingpin_api::is_credential_option(&key) {
+                return Err(Error::invalid(format!(
+                    "option {key:?} would put a credential in a URL, where logs and process \
+                     lists show it; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
+                )));
+            }
             match key.as_ref() {
                 "endpoint" => config.endpoint = Some(value.into_owned()),
                 "region" => config.region = Some(value.into_owned()),
@@ -90,13 +102,16 @@ impl S3Config {
                         }
                     }
                 }
+                kingpin_aws_credentials::INSTANCE_METADATA_OPTION => {
+                    config.instance_metadata = parse_bool(&key, &value)?
+                }
                 "max_attempts" => {
                     config.max_attempts =
                         value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| Error::invalid("max_attempts must be a count of at least 1"))?
                 }
                 other => {
                     return Err(Error::invalid(format!(
-                        "unknown option {other:?} for an s3:// URL; known options: endpoint, region, path_style, conditional_put, max_attempts"
+                        "unknown option {other:?} for an s3:// URL; known options: endpoint, region, path_style, conditional_put, max_attempts, instance_metadata"
                     )))
                 }
             }
@@ -146,6 +161,15 @@ impl S3Config {
         self
     }
 
+    /// Lets the credential chain end at the EC2 instance metadata service
+    /// (an instance role). Off by default: the service's address is
+    /// link-local, and a process must not send requests to an address that
+    /// nobody configured.
+    pub fn with_instance_metadata(mut self, allowed: bool) -> Self {
+        self.instance_metadata = allowed;
+        self
+    }
+
     /// Bound on one call, retries included.
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
@@ -180,6 +204,7 @@ impl fmt::Debug for S3Config {
             .field("region", &self.region)
             .field("path_style", &self.path_style)
             .field("conditional_put", &self.conditional_put)
+            .field("instance_metadata", &self.instance_metadata)
             .field(
                 "credentials",
                 &self.credentials.as_ref().map(|(id, _)| (id, "<redacted>")),
@@ -215,5 +240,26 @@ mod tests {
             let err = S3Config::from_url(bad).unwrap_err();
             assert!(!err.to_string().contains("sk@"), "{err}");
         }
+    }
+
+    #[test]
+    fn refuses_credential_options_in_any_letter_case() {
+        for option in [
+            "aws_secret_access_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "Secret_Access_Key",
+            "aws_session_token",
+            "SESSION_TOKEN",
+            "token",
+        ] {
+            let err = S3Config::from_url(&format!("s3://b/p?{option}=hunter2")).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(err.kind(), kingpin_api::ErrorKind::InvalidArgument);
+            assert!(text.contains("credential"), "{option}: {text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        let config = S3Config::from_url("s3://b/p?instance_metadata=true").unwrap();
+        assert!(config.instance_metadata);
     }
 }
