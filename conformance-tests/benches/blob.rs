@@ -88,13 +88,14 @@ async fn main() {
         ("memory (reference)", Arc::new(MemoryBlobStore::new())),
         (
             "object_store mem",
-            Arc::new(ObjectStoreBlobStore::from_url("memory://").unwrap()),
+            Arc::new(ObjectStoreBlobStore::from_url("memory://").await.unwrap()),
         ),
         (
             "local fs",
             Arc::new(
                 ObjectStoreBlobStore::from_url(&format!("file://{}/blobs", dir.path().display()))
-                    .unwrap(),
+                    .await
+                .unwrap(),
             ),
         ),
         ("s3 (aws-sdk)", Arc::new(sdk)),

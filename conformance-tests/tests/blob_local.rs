@@ -22,7 +22,7 @@ mod object_store_memory {
 
     async fn store(_case: &'static str) -> Option<Arc<dyn BlobStore>> {
         Some(Arc::new(
-            ObjectStoreBlobStore::from_url("memory://").unwrap(),
+            ObjectStoreBlobStore::from_url("memory://").await.unwrap(),
         ))
     }
 
@@ -49,7 +49,7 @@ mod local_file_system {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}/blobs", dir.path().display());
         Some(InTempDir {
-            store: ObjectStoreBlobStore::from_url(&url).unwrap(),
+            store: ObjectStoreBlobStore::from_url(&url).await.unwrap(),
             _dir: dir,
         })
     }
@@ -61,6 +61,7 @@ mod local_file_system {
         let dir = tempfile::tempdir().unwrap();
         let store =
             ObjectStoreBlobStore::from_url(&format!("file://{}/blobs", dir.path().display()))
+                .await
                 .unwrap();
         let key = kingpin_api::BlobKey::parse("config/x/0000000001-ab").unwrap();
         store.put_if_absent(&key, "[]".into()).await.unwrap();

@@ -79,7 +79,7 @@ pub async fn open_blob_store(url: &str) -> Result<Arc<dyn BlobStore>> {
             S3BlobStore::connect(S3Config::from_url(url)?).await?,
         ));
     }
-    Ok(Arc::new(ObjectStoreBlobStore::from_url(url)?))
+    Ok(Arc::new(ObjectStoreBlobStore::from_url(url).await?))
 }
 
 #[cfg(test)]
