@@ -15,6 +15,7 @@ pub mod harness;
 pub mod latency;
 pub mod partition;
 pub mod s3;
+pub mod s3_proxy;
 pub mod server_harness;
 pub mod servers;
 
