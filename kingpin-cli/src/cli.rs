@@ -103,6 +103,9 @@ pub struct GlobalArgs {
     /// Print nothing on success but the data asked for.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Log more to stderr (-v, -vv, -vvv); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// The top-level commands.

@@ -23,7 +23,9 @@
 //! | 7 | unauthorized (`Unauthorized`) |
 //!
 //! `kingpin register` runs until SIGTERM or SIGINT and exits 0 once it has
-//! left its serverset; it logs to stderr through `tracing` (`RUST_LOG`).
+//! left its serverset. Every command logs to stderr through `tracing`
+//! (warnings by default, `-v` for more, `RUST_LOG` to choose; see
+//! [`logging`]).
 //!
 //! Errors go to stderr as `kingpin: <kind>: <message>`, or with `--json`
 //! as `{"error":{"kind":"not_found","message":"..."}}`. Names and values
@@ -37,6 +39,7 @@ mod content;
 mod failure;
 mod health_checks;
 mod items;
+mod logging;
 mod output;
 mod settings;
 
@@ -59,6 +62,16 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let out = Output::new(cli.global.json, cli.global.quiet);
+    let chattiness = match cli.command {
+        Command::Register(_) | Command::Dev { .. } => logging::Chattiness::Activity,
+        _ => logging::Chattiness::Warnings,
+    };
+    logging::init(
+        chattiness,
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.global.json,
+    );
     let result = match cli.command {
         // Completions need no settings, so a broken config file cannot
         // break them.

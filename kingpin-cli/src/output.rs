@@ -23,11 +23,6 @@ impl Output {
         self.json
     }
 
-    /// Whether `--quiet` was given.
-    pub fn is_quiet(&self) -> bool {
-        self.quiet
-    }
-
     /// Prints what the command was asked for: `text` (one or more lines;
     /// nothing when empty), or `json` with `--json`.
     pub fn data(&self, text: impl Into<String>, json: Value) -> Result<()> {

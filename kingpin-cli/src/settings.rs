@@ -21,6 +21,8 @@ pub enum Source {
     Env(&'static str),
     /// The config file.
     ConfigFile(PathBuf),
+    /// The operating system account running the command.
+    Account,
     /// Built in.
     Default,
 }
@@ -31,6 +33,7 @@ impl fmt::Display for Source {
             Source::Flag(flag) => write!(f, "flag {flag}"),
             Source::Env(var) => write!(f, "env {var}"),
             Source::ConfigFile(path) => write!(f, "config file {}", path.display()),
+            Source::Account => f.write_str("the account running kingpin"),
             Source::Default => f.write_str("default"),
         }
     }
@@ -43,6 +46,7 @@ impl Source {
             Source::Flag(_) => "flag",
             Source::Env(_) => "env",
             Source::ConfigFile(_) => "config_file",
+            Source::Account => "account",
             Source::Default => "default",
         }
     }
@@ -155,7 +159,14 @@ impl Settings {
                     value: user,
                     source: Source::Env("USER"),
                 },
-                _ => Setting::default_value("unknown".to_owned()),
+                // Services, cron and containers often run without $USER.
+                _ => match account_name() {
+                    Some(name) => Setting {
+                        value: name,
+                        source: Source::Account,
+                    },
+                    None => Setting::default_value("unknown".to_owned()),
+                },
             });
         Ok(Settings {
             coordinator,
@@ -164,6 +175,16 @@ impl Settings {
             config_file,
             embedded_dir,
         })
+    }
+}
+
+/// The name of the operating system account this process runs as, or its
+/// uid when the account has no name.
+fn account_name() -> Option<String> {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) if !user.name.is_empty() => Some(user.name),
+        _ => Some(format!("uid {uid}")),
     }
 }
 

@@ -9,7 +9,7 @@ use kingpin::kingpin_api::{ChangeInfo, ConfigName, ConfigRecord, ConfigStore, Er
 use serde_json::{json, Value};
 use similar::TextDiff;
 
-use super::{config_name, record_json, Context};
+use super::{config_name, missing, record_json, Context};
 use crate::cli::ConfigCommand;
 use crate::content::read_content;
 
@@ -54,10 +54,6 @@ pub async fn run(command: ConfigCommand, ctx: &Context) -> Result<()> {
             )
         }
     }
-}
-
-fn missing(name: &ConfigName) -> Error {
-    Error::new(ErrorKind::NotFound, format!("config {name} does not exist"))
 }
 
 fn no_version(name: &ConfigName, version: u64) -> Error {

@@ -5,7 +5,7 @@ use kingpin::kingpin_api::managed::ManagedList;
 use kingpin::kingpin_api::ConfigName;
 use serde_json::{json, Value};
 
-use super::{config_name, Context};
+use super::{config_name, require_existing, Context};
 use crate::cli::ListCommand;
 use crate::items::{parse_all, to_json, with_item_type, Item};
 use crate::output::{item_text, lines};
@@ -50,6 +50,7 @@ async fn list<T: Item>(ctx: &Context, name: &ConfigName) -> Result<ManagedList<T
 }
 
 async fn get<T: Item>(ctx: &Context, name: ConfigName) -> Result<()> {
+    require_existing(ctx, &name).await?;
     let items = list::<T>(ctx, &name).await?.get().await?;
     let items = items.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
     ctx.out

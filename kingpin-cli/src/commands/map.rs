@@ -6,7 +6,7 @@ use kingpin::kingpin_api::managed::ManagedHashMap;
 use kingpin::kingpin_api::{ConfigName, Error, ErrorKind};
 use serde_json::{json, Map, Value};
 
-use super::{config_name, Context};
+use super::{config_name, require_existing, Context};
 use crate::cli::MapCommand;
 use crate::failure::UsageError;
 use crate::items::{to_json, with_item_type, Item};
@@ -63,6 +63,7 @@ async fn map<V: Item>(ctx: &Context, name: &ConfigName) -> Result<ManagedHashMap
 }
 
 async fn get<V: Item>(ctx: &Context, name: ConfigName, key: Option<String>) -> Result<()> {
+    require_existing(ctx, &name).await?;
     let map = map::<V>(ctx, &name).await?;
     match key {
         Some(key) => {

@@ -6,7 +6,7 @@ use kingpin::kingpin_api::managed::ManagedMappedList;
 use kingpin::kingpin_api::ConfigName;
 use serde_json::{json, Map, Value};
 
-use super::{config_name, Context};
+use super::{config_name, require_existing, Context};
 use crate::cli::MappedListCommand;
 use crate::items::{parse_all, to_json, with_item_type, Item};
 use crate::output::{item_text, lines};
@@ -80,6 +80,7 @@ async fn mapped<T: Item>(ctx: &Context, name: &ConfigName) -> Result<ManagedMapp
 }
 
 async fn get<T: Item>(ctx: &Context, name: ConfigName, key: Option<String>) -> Result<()> {
+    require_existing(ctx, &name).await?;
     let mapped = mapped::<T>(ctx, &name).await?;
     match key {
         Some(key) => {

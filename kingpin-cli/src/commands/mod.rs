@@ -86,6 +86,26 @@ fn config_name(name: &str) -> Result<ConfigName, Error> {
     ConfigName::parse(name)
 }
 
+/// `NotFound` for a config that was never written (exit 3).
+fn missing(name: &ConfigName) -> Error {
+    Error::new(
+        kingpin::kingpin_api::ErrorKind::NotFound,
+        format!("config {name} does not exist"),
+    )
+}
+
+/// Fails with [`missing`] unless `name` has been written. In the API a
+/// managed config that was never written reads as empty (KingPin's
+/// semantics, so a first `add` needs no `create`), but on the command line
+/// a mistyped name must not look like an empty list: reading it exits 3,
+/// as `config get` does.
+async fn require_existing(ctx: &Context, name: &ConfigName) -> Result<()> {
+    match ctx.store().await?.record(name).await? {
+        Some(_) => Ok(()),
+        None => Err(missing(name).into()),
+    }
+}
+
 /// A version record as JSON, with the config's name.
 fn record_json(name: &ConfigName, record: &ConfigRecord) -> Value {
     json!({

@@ -2,7 +2,6 @@
 //! health check passes, and leaves on SIGTERM or SIGINT.
 
 use std::future::Future;
-use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -23,7 +22,6 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Registers until SIGTERM or SIGINT, then leaves.
 pub async fn run(args: RegisterArgs, ctx: &Context) -> Result<()> {
-    init_logging(ctx.out.is_quiet());
     // Installed first: from here on a signal means "leave", not "die with
     // the member still registered".
     let shutdown = shutdown_signals().context("cannot listen for SIGTERM and SIGINT")?;
@@ -115,20 +113,6 @@ fn shutdown_signals() -> std::io::Result<impl Future<Output = ()>> {
         };
         tracing::info!("{name}: leaving the serverset");
     })
-}
-
-/// Logs to stderr: `info` (`warn` with `--quiet`) unless `RUST_LOG` says
-/// otherwise.
-fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Only fails when a subscriber is already set, which is then used.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 #[cfg(test)]
