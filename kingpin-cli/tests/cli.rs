@@ -376,8 +376,31 @@ fn missing_configs_are_not_found() {
     );
     s.fails(&["config", "history", "config.nope"], 3);
     s.fails(&["config", "diff", "config.nope"], 3);
-    // A list that was never written reads as empty, as in KingPin.
-    assert_eq!(s.ok(&["list", "get", "config.nope"]), "");
+    // The API reads a list that was never written as empty (KingPin's
+    // semantics), but a mistyped name on the command line is not found.
+    for kind in ["list", "map", "mapped-list", "json"] {
+        let err = s.fails(&[kind, "get", "config.nope"], 3);
+        assert!(err.contains("config.nope"), "{kind}: {err}");
+    }
+    s.ok(&["list", "add", "config.nope", "a"]);
+    assert_eq!(s.ok(&["list", "get", "config.nope"]), "a\n");
+}
+
+#[test]
+fn the_author_is_the_account_when_user_is_unset() {
+    let s = Sandbox::new();
+    let mut command = s.command(&["--json", "config", "set", "config.app.who", "--value", "x"]);
+    command.env_remove("USER");
+    let out = Sandbox::run_command(command, None);
+    let (stdout, _) = expect_code(out, 0, &["config set without USER"]);
+    let record: Value = serde_json::from_str(&stdout).expect("a JSON record");
+    let account = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .expect("the test runs as an account with a name");
+    assert_eq!(record["author"], account.as_str());
+    assert_ne!(record["author"], "unknown");
 }
 
 #[test]

@@ -6,6 +6,13 @@ use kingpin_api::{Error, ErrorKind};
 /// kingpin error, keeping it as the source. object_store's messages carry
 /// paths and endpoints, never credentials.
 pub(crate) fn from_object_store(err: object_store::Error, what: &str) -> Error {
+    if let Some(region) = region_the_server_expects(&err) {
+        return Error::invalid(format!(
+            "the store refused {what}: the bucket is in region {region:?}, and requests were \
+             signed for another one; set region={region} in the blob store URL"
+        ))
+        .with_source(err);
+    }
     let (kind, message) = match &err {
         object_store::Error::NotFound { .. } => {
             (ErrorKind::NotFound, format!("blob {what} does not exist"))
@@ -33,4 +40,23 @@ pub(crate) fn from_object_store(err: object_store::Error, what: &str) -> Error {
         _ => (ErrorKind::Backend, format!("the store failed on {what}")),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// The region an S3 server names when a request was signed for another one
+/// (`AuthorizationHeaderMalformed`: "… the region 'us-east-1' is wrong;
+/// expecting 'eu-west-1'"), which object_store passes on only as text.
+fn region_the_server_expects(err: &object_store::Error) -> Option<String> {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    if !text.contains("AuthorizationHeaderMalformed") {
+        return None;
+    }
+    // The body is XML, quoted as it came: the apostrophes may be escaped.
+    let text = text.replace("&apos;", "'");
+    let (_, rest) = text.split_once("expecting '")?;
+    rest.split_once('\'').map(|(region, _)| region.to_owned())
 }
