@@ -83,7 +83,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let sdk = aws_sdk_store(&endpoint, &credentials, "kingpin-bench", "sdk").await;
-    let os_s3 = object_store_s3(&endpoint, &credentials, "kingpin-bench");
+    let os_s3 = object_store_s3(&endpoint, &credentials, "kingpin-bench", 4);
     let stores: Vec<(&str, Arc<dyn BlobStore>)> = vec![
         ("memory (reference)", Arc::new(MemoryBlobStore::new())),
         (

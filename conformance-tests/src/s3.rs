@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kingpin_s3::{S3BlobStore, S3Config};
 use object_store::aws::AmazonS3Builder;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, RetryConfig};
 
 use crate::servers::S3Credentials;
 
@@ -25,13 +25,20 @@ pub async fn aws_sdk_store(
     store
 }
 
-/// object_store's S3 client on `bucket` (which must exist) at `endpoint`.
+/// object_store's S3 client on `bucket` (which must exist) at `endpoint`,
+/// making at most `max_attempts` attempts per request.
 pub fn object_store_s3(
     endpoint: &str,
     credentials: &S3Credentials,
     bucket: &str,
+    max_attempts: u32,
 ) -> Arc<dyn ObjectStore> {
+    let retry = RetryConfig {
+        max_retries: max_attempts.saturating_sub(1) as usize,
+        ..RetryConfig::default()
+    };
     let store = AmazonS3Builder::new()
+        .with_retry(retry)
         .with_bucket_name(bucket)
         .with_endpoint(endpoint)
         .with_allow_http(true)

@@ -13,14 +13,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-    SigningSettings, UriPathNormalizationMode,
-};
-use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -33,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::servers::S3Credentials;
+use crate::sigv4::sign_request;
 
 type ProxyBody = BoxBody<Bytes, std::io::Error>;
 
@@ -270,7 +265,7 @@ impl State {
                 | parts.headers.remove("if-match").is_some();
             if dropped {
                 lock(&self.counts).injected += 1;
-                if let Err(e) = self.sign_again(&mut parts) {
+                if let Err(e) = sign_request(&mut parts, &self.credentials) {
                     return plain(StatusCode::BAD_GATEWAY, format!("re-signing failed: {e}"));
                 }
             }
@@ -316,83 +311,6 @@ impl State {
             return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
         }
         Response::from_parts(parts, full(body))
-    }
-
-    /// Signs a request again (SigV4, as S3 clients do) after a signed
-    /// header was removed.
-    fn sign_again(&self, parts: &mut hyper::http::request::Parts) -> Result<(), String> {
-        let authorization = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let region = authorization
-            .split("Credential=")
-            .nth(1)
-            .and_then(|scope| scope.split('/').nth(2))
-            .unwrap_or("us-east-1")
-            .to_owned();
-        let payload = parts
-            .headers
-            .get("x-amz-content-sha256")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("UNSIGNED-PAYLOAD")
-            .to_owned();
-        for name in ["authorization", "x-amz-date", "x-amz-content-sha256"] {
-            parts.headers.remove(name);
-        }
-        let host = parts
-            .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let url = format!(
-            "http://{host}{}",
-            parts.uri.path_and_query().map_or("/", |p| p.as_str())
-        );
-        let identity = Credentials::new(
-            &self.credentials.access_key,
-            &self.credentials.secret_key,
-            None,
-            None,
-            "fault-proxy",
-        )
-        .into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let signable = SignableRequest::new(
-            parts.method.as_str(),
-            &url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Precomputed(payload),
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        for (name, value) in instructions.headers() {
-            let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
-            parts.headers.insert(name.to_owned().parse::<hyper::header::HeaderName>().map_err(|e| e.to_string())?, value);
-        }
-        Ok(())
     }
 }
 

@@ -96,7 +96,7 @@ mod object_store_s3 {
         let (endpoint, credentials) = shared_s3(case).await?;
         // The bucket is made through the SDK; object_store does not create buckets.
         drop(aws_sdk_store(&endpoint, &credentials, BUCKET, "setup").await);
-        let s3 = object_store_s3(&endpoint, &credentials, BUCKET);
+        let s3 = object_store_s3(&endpoint, &credentials, BUCKET, 4);
         let prefix = format!("os-{}", unique_suffix());
         Some(Arc::new(
             ObjectStoreBlobStore::new(s3, &prefix, format!("{endpoint}/{BUCKET}/{prefix}"))

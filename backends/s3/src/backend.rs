@@ -14,6 +14,8 @@ use tokio::sync::OnceCell;
 use crate::config::{ConditionalPut, S3Config};
 use crate::error::from_sdk;
 
+/// The first retry of a failed request waits up to this long (doubling).
+const RETRY_INITIAL_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// Backoff between attempts to read a body that was cut short.
 const BODY_RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(20);
 const BODY_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1);
@@ -22,7 +24,7 @@ const BODY_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(1);
 /// of an answer (retried by [`S3BlobStore::get`]).
 enum GetFailure {
     Request(Error),
-    Body(Error),
+    Body(aws_sdk_s3::primitives::ByteStreamError),
 }
 
 /// A [`BlobStore`] on an S3 bucket. See the crate docs.
@@ -62,7 +64,14 @@ impl S3BlobStore {
             .await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.path_style)
-            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+            // The SDK waits up to 1 s before its first retry by default;
+            // a config write or a monitor's fetch should not stall that long
+            // on one 503, so start where object_store does.
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(config.max_attempts)
+                    .with_initial_backoff(RETRY_INITIAL_BACKOFF),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .operation_timeout(config.operation_timeout)
@@ -227,15 +236,7 @@ impl S3BlobStore {
                 }
             })
             .map_err(GetFailure::Request)?;
-        let body = response.body.collect().await.map_err(|e| {
-            GetFailure::Body(
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("reading {object} from {} failed part way", self.location()),
-                )
-                .with_source(e),
-            )
-        })?;
+        let body = response.body.collect().await.map_err(GetFailure::Body)?;
         Ok(body.into_bytes())
     }
 }
@@ -288,8 +289,14 @@ impl BlobStore for S3BlobStore {
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(GetFailure::Body(e)) => {
-                    let message = format!("{e} ({attempt} attempts)");
-                    return Err(Error::new(e.kind(), message).with_source(e));
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "reading {object} from {} failed part way ({attempt} attempts)",
+                            self.location()
+                        ),
+                    )
+                    .with_source(e))
                 }
             }
         }

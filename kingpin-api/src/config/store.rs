@@ -154,7 +154,15 @@ impl ConfigStore {
                 )
                 .with_source(e))
             }
-            Err(e) => return Err(e),
+            // Same kind (a retryable failure stays retryable), with the
+            // config a reader asked for.
+            Err(e) => {
+                return Err(Error::new(
+                    e.kind(),
+                    format!("reading {name} version {}", record.version),
+                )
+                .with_source(e))
+            }
         };
         let sha = sha256_hex(&content);
         if content.len() as u64 != record.size || sha != record.sha256 {
