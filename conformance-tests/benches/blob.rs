@@ -95,7 +95,7 @@ async fn main() {
             Arc::new(
                 ObjectStoreBlobStore::from_url(&format!("file://{}/blobs", dir.path().display()))
                     .await
-                .unwrap(),
+                    .unwrap(),
             ),
         ),
         ("s3 (aws-sdk)", Arc::new(sdk)),

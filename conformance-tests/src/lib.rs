@@ -16,9 +16,9 @@ pub mod latency;
 pub mod partition;
 pub mod s3;
 pub mod s3_proxy;
-pub mod sigv4;
 pub mod server_harness;
 pub mod servers;
+pub mod sigv4;
 
 pub use endpoints::ServerNeeds;
 pub use harness::{Harness, TestSession};

@@ -184,7 +184,9 @@ impl Drop for S3FaultProxy {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Which faults meet one request.
@@ -243,10 +245,7 @@ impl State {
         let key = format!(
             "{} {}",
             request.method(),
-            request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
+            request.uri().path_and_query().map_or("/", |p| p.as_str())
         );
         let decision = self.decide(key, &faults);
         if let Some(delay) = faults.delay {

@@ -76,9 +76,13 @@ async fn store(
         Backend::ObjectStore => {
             let s3 = object_store_s3(&proxy.endpoint(), &credentials, BUCKET, max_attempts);
             Arc::new(
-                ObjectStoreBlobStore::new(s3, &prefix, format!("{}/{BUCKET}/{prefix}", proxy.endpoint()))
-                    .unwrap()
-                    .with_conditional_put(OsConditionalPut::IfNoneMatch),
+                ObjectStoreBlobStore::new(
+                    s3,
+                    &prefix,
+                    format!("{}/{BUCKET}/{prefix}", proxy.endpoint()),
+                )
+                .unwrap()
+                .with_conditional_put(OsConditionalPut::IfNoneMatch),
             )
         }
     };
@@ -158,8 +162,11 @@ fn key(s: &str) -> BlobKey {
 /// ignores it, overwrites. This is what the suites above would catch.
 #[tokio::test]
 async fn a_store_that_trusts_the_condition_overwrites() {
-    let Some((proxy, credentials)) =
-        proxy("a_store_that_trusts_the_condition_overwrites", dropped_conditions()).await
+    let Some((proxy, credentials)) = proxy(
+        "a_store_that_trusts_the_condition_overwrites",
+        dropped_conditions(),
+    )
+    .await
     else {
         return;
     };
@@ -167,12 +174,18 @@ async fn a_store_that_trusts_the_condition_overwrites() {
     let s3 = object_store_s3(&proxy.endpoint(), &credentials, BUCKET, 4);
     let trusting = ObjectStoreBlobStore::new(s3, &prefix, "trusting").unwrap();
     let k = key("once/x");
-    trusting.put_if_absent(&k, Bytes::from_static(b"first")).await.unwrap();
+    trusting
+        .put_if_absent(&k, Bytes::from_static(b"first"))
+        .await
+        .unwrap();
     trusting
         .put_if_absent(&k, Bytes::from_static(b"second"))
         .await
         .expect("the server accepts the second put");
-    assert_eq!(trusting.get(&k).await.unwrap(), Bytes::from_static(b"second"));
+    assert_eq!(
+        trusting.get(&k).await.unwrap(),
+        Bytes::from_static(b"second")
+    );
     assert!(proxy.injected() >= 2, "the proxy dropped the conditions");
 }
 
@@ -210,8 +223,13 @@ async fn a_failing_server_fails_calls_after_their_attempts() {
             errors: Some((ErrorReply::ServiceUnavailable, Share::all(1000))),
             ..Faults::default()
         };
-        let Some(store) =
-            store(backend, "a_failing_server_fails_calls_after_their_attempts", failing, 3).await
+        let Some(store) = store(
+            backend,
+            "a_failing_server_fails_calls_after_their_attempts",
+            failing,
+            3,
+        )
+        .await
         else {
             return;
         };
@@ -219,7 +237,10 @@ async fn a_failing_server_fails_calls_after_their_attempts() {
         let err = store.get(&key("any/key")).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{backend:?}: {err}");
         assert!(err.is_retryable());
-        assert!(err.to_string().contains(BUCKET), "{backend:?} names the store: {err}");
+        assert!(
+            err.to_string().contains(BUCKET),
+            "{backend:?} names the store: {err}"
+        );
         assert_eq!(
             store.proxy.requests() - before,
             3,
@@ -254,13 +275,23 @@ async fn bodies_cut_short_are_retried_then_refused() {
             return;
         };
         let data = Bytes::from(vec![7u8; 64 * 1024]);
-        store.put_if_absent(&key("cut/once"), data.clone()).await.unwrap();
-        store.put_if_absent(&key("cut/always"), data.clone()).await.unwrap();
+        store
+            .put_if_absent(&key("cut/once"), data.clone())
+            .await
+            .unwrap();
+        store
+            .put_if_absent(&key("cut/always"), data.clone())
+            .await
+            .unwrap();
         store.proxy.set_faults(Faults {
             truncate_bodies: Some(Share::all(1)),
             ..Faults::default()
         });
-        assert_eq!(store.get(&key("cut/once")).await.unwrap(), data, "{backend:?}");
+        assert_eq!(
+            store.get(&key("cut/once")).await.unwrap(),
+            data,
+            "{backend:?}"
+        );
         store.proxy.set_faults(Faults {
             truncate_bodies: Some(Share::all(1000)),
             ..Faults::default()

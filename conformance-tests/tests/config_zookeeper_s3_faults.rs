@@ -84,7 +84,11 @@ async fn content_corrupted_in_transit_is_refused() {
     let store = ConfigStore::new(backends.session().await, backends.blobs());
     let name = ConfigName::parse("config.app.corrupted").unwrap();
     store
-        .write(&name, Bytes::from_static(b"[\"good\"]"), &ChangeInfo::new("t", "m"))
+        .write(
+            &name,
+            Bytes::from_static(b"[\"good\"]"),
+            &ChangeInfo::new("t", "m"),
+        )
         .await
         .unwrap();
     backends.proxy.set_faults(Faults {

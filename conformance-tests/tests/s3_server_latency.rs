@@ -23,7 +23,8 @@ const LIMIT: Duration = Duration::from_millis(10);
 
 #[tokio::test]
 async fn back_to_back_gets_on_one_connection_do_not_stall() {
-    let Some((endpoint, credentials)) = shared_s3("back_to_back_gets_on_one_connection_do_not_stall").await
+    let Some((endpoint, credentials)) =
+        shared_s3("back_to_back_gets_on_one_connection_do_not_stall").await
     else {
         return;
     };
@@ -61,7 +62,10 @@ async fn back_to_back_gets_on_one_connection_do_not_stall() {
         assert_eq!(body, content);
     }
     connection.abort();
-    let shown: Vec<String> = took.iter().map(|d| format!("{:.2}", d.as_secs_f64() * 1e3)).collect();
+    let shown: Vec<String> = took
+        .iter()
+        .map(|d| format!("{:.2}", d.as_secs_f64() * 1e3))
+        .collect();
     println!("{GETS} GETs on one connection, ms: {}", shown.join(" "));
     let slow: Vec<&Duration> = took.iter().filter(|d| **d >= LIMIT).collect();
     assert!(

@@ -65,6 +65,9 @@ mod tests {
         assert_eq!(filter(Chattiness::Activity, 0, false), "warn,kingpin=info");
         assert_eq!(filter(Chattiness::Activity, 1, false), "warn,kingpin=debug");
         assert_eq!(filter(Chattiness::Activity, 2, true), "warn");
-        assert_eq!(filter(Chattiness::Warnings, 9, false), "debug,kingpin=trace");
+        assert_eq!(
+            filter(Chattiness::Warnings, 9, false),
+            "debug,kingpin=trace"
+        );
     }
 }

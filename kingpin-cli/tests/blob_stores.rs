@@ -82,12 +82,24 @@ async fn s3_urls_take_credentials_from_the_environment() {
     let vars = credential_vars(&credentials);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for url in [
-        format!("s3a://{BUCKET}/cli-{}?endpoint={endpoint}&allow_http=true", unique_suffix()),
-        format!("s3://{BUCKET}/cli-{}?endpoint={endpoint}&path_style=true", unique_suffix()),
+        format!(
+            "s3a://{BUCKET}/cli-{}?endpoint={endpoint}&allow_http=true",
+            unique_suffix()
+        ),
+        format!(
+            "s3://{BUCKET}/cli-{}?endpoint={endpoint}&path_style=true",
+            unique_suffix()
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        expect_ok(kingpin(dir.path(), &url, &vars, &["list", "add", LIST, "a", "b"]), &url);
-        let items = expect_ok(kingpin(dir.path(), &url, &vars, &["list", "get", LIST]), &url);
+        expect_ok(
+            kingpin(dir.path(), &url, &vars, &["list", "add", LIST, "a", "b"]),
+            &url,
+        );
+        let items = expect_ok(
+            kingpin(dir.path(), &url, &vars, &["list", "get", LIST]),
+            &url,
+        );
         assert_eq!(items, "a\nb\n", "{url}");
     }
 }
@@ -120,7 +132,11 @@ fn the_metadata_service_is_contacted_only_when_asked() {
     for scheme in ["s3", "s3a"] {
         let url = format!(
             "{scheme}://{BUCKET}/p?endpoint=http://127.0.0.1:{port}&{}",
-            if scheme == "s3" { "path_style=true" } else { "allow_http=true" }
+            if scheme == "s3" {
+                "path_style=true"
+            } else {
+                "allow_http=true"
+            }
         );
         let dir = tempfile::tempdir().unwrap();
         let out = kingpin(dir.path(), &url, &vars, &["list", "add", LIST, "a"]);
@@ -128,13 +144,20 @@ fn the_metadata_service_is_contacted_only_when_asked() {
         assert_eq!(code, 7, "{scheme}: unauthorized expected: {stderr}");
         assert!(stderr.contains("AWS_ACCESS_KEY_ID"), "{stderr}");
         assert!(stderr.contains("instance_metadata=true"), "{stderr}");
-        assert_eq!(contacts.load(Ordering::SeqCst), 0, "{scheme} contacted the metadata service");
+        assert_eq!(
+            contacts.load(Ordering::SeqCst),
+            0,
+            "{scheme} contacted the metadata service"
+        );
 
         let asked = format!("{url}&instance_metadata=true");
         let out = kingpin(dir.path(), &asked, &vars, &["list", "add", LIST, "a"]);
         assert_ne!(out.status.code(), Some(0), "no credentials, yet it worked");
         let after = contacts.swap(0, Ordering::SeqCst);
-        assert!(after > 0, "{scheme} with instance_metadata=true never asked the metadata service");
+        assert!(
+            after > 0,
+            "{scheme} with instance_metadata=true never asked the metadata service"
+        );
     }
 }
 
@@ -144,7 +167,10 @@ fn the_metadata_service_is_contacted_only_when_asked() {
 fn cloud_stores_without_credentials_are_refused_before_any_request() {
     for (url, hint) in [
         ("gs://kingpin-bucket/p", "GOOGLE_APPLICATION_CREDENTIALS"),
-        ("az://container/p?account_name=kingpintest", "AZURE_STORAGE_ACCOUNT_KEY"),
+        (
+            "az://container/p?account_name=kingpintest",
+            "AZURE_STORAGE_ACCOUNT_KEY",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = kingpin(dir.path(), url, &[], &["list", "add", LIST, "a"]);
@@ -198,4 +224,43 @@ async fn a_region_mismatch_names_the_expected_region() {
         assert!(stderr.contains("eu-west-1"), "{url}: {stderr}");
         assert!(!stderr.contains(&credentials.secret_key), "{stderr}");
     }
+}
+
+/// A warning from below the command (here: the blob store found that the
+/// server ignores conditional writes and falls back) reaches stderr, and
+/// the command still succeeds without overwriting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_from_the_blob_store_reach_stderr() {
+    let Some((endpoint, credentials)) =
+        s3_with_bucket("warnings_from_the_blob_store_reach_stderr").await
+    else {
+        return;
+    };
+    let proxy = kingpin_conformance_tests::s3_proxy::S3FaultProxy::start(&endpoint, &credentials)
+        .await
+        .unwrap();
+    proxy.set_faults(kingpin_conformance_tests::s3_proxy::Faults {
+        drop_conditional_headers: true,
+        ..Default::default()
+    });
+    let url = format!(
+        "s3://{BUCKET}/warn-{}?endpoint={}&path_style=true",
+        unique_suffix(),
+        proxy.endpoint()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let vars = credential_vars(&credentials);
+    let out = tokio::task::spawn_blocking(move || {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = kingpin(dir.path(), &url, &vars, &["list", "add", LIST, "a"]);
+        drop(dir);
+        out
+    })
+    .await
+    .unwrap();
+    let (code, stderr) = code_and_stderr(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("WARN"), "no warning on stderr: {stderr:?}");
+    assert!(stderr.contains("If-None-Match"), "{stderr}");
+    assert!(!stderr.contains(&credentials.secret_key), "{stderr}");
 }

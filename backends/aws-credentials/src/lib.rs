@@ -62,26 +62,28 @@ pub async fn resolve_region(explicit: Option<&str>) -> Region {
 /// `instance_metadata` adds the EC2 instance metadata service at its end.
 pub fn credential_chain(region: &Region, instance_metadata: bool) -> SharedCredentialsProvider {
     let conf = ProviderConfig::default().with_region(Some(region.clone()));
-    let chain =
-        CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
-            .or_else(
-                "Profile",
-                ProfileFileCredentialsProvider::builder()
-                    .configure(&conf)
-                    .build(),
-            )
-            .or_else(
-                "WebIdentityToken",
-                WebIdentityTokenCredentialsProvider::builder()
-                    .configure(&conf)
-                    .build(),
-            )
-            .or_else(
-                "EcsContainer",
-                aws_config::ecs::EcsCredentialsProvider::builder()
-                    .configure(&conf)
-                    .build(),
-            );
+    let chain = CredentialsProviderChain::first_try(
+        "Environment",
+        EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else(
+        "Profile",
+        ProfileFileCredentialsProvider::builder()
+            .configure(&conf)
+            .build(),
+    )
+    .or_else(
+        "WebIdentityToken",
+        WebIdentityTokenCredentialsProvider::builder()
+            .configure(&conf)
+            .build(),
+    )
+    .or_else(
+        "EcsContainer",
+        aws_config::ecs::EcsCredentialsProvider::builder()
+            .configure(&conf)
+            .build(),
+    );
     let chain = if instance_metadata {
         chain.or_else(
             "Ec2InstanceMetadata",

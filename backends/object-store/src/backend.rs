@@ -12,9 +12,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
-};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use tokio::sync::OnceCell;
 
 use crate::config::{ConditionalPut, ObjectStoreUrl, StoreKind};
@@ -125,7 +123,11 @@ impl ObjectStoreBlobStore {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.store.put_opts(path, PutPayload::from(data), options).await {
+        match self
+            .store
+            .put_opts(path, PutPayload::from(data), options)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -150,7 +152,9 @@ impl ObjectStoreBlobStore {
                     .join(format!("{:016x}", rand::random::<u64>()));
                 let what = format!("a probe object in {}", self.name);
                 let fail = |e| from_object_store(e, &what);
-                self.create(&probe, Bytes::from_static(b"1")).await.map_err(fail)?;
+                self.create(&probe, Bytes::from_static(b"1"))
+                    .await
+                    .map_err(fail)?;
                 let honoured = !self
                     .create(&probe, Bytes::from_static(b"2"))
                     .await

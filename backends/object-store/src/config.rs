@@ -119,13 +119,10 @@ impl ObjectStoreUrl {
                 }
             }
             "max_attempts" if self.is_remote() => {
-                self.max_attempts = Some(
-                    value
-                        .parse()
-                        .ok()
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| Error::invalid("max_attempts must be a count of at least 1"))?,
-                );
+                self.max_attempts =
+                    Some(value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        Error::invalid("max_attempts must be a count of at least 1")
+                    })?);
             }
             kingpin_aws_credentials::INSTANCE_METADATA_OPTION if self.is_remote() => {
                 self.instance_metadata = match value {
@@ -265,7 +262,11 @@ mod tests {
             ),
             (
                 "s3a://b/p",
-                &["AWS_SECRET_ACCESS_KEY", "secret_access_key", "aws_access_key_id"],
+                &[
+                    "AWS_SECRET_ACCESS_KEY",
+                    "secret_access_key",
+                    "aws_access_key_id",
+                ],
             ),
             (
                 "gs://b/p",
@@ -292,7 +293,10 @@ mod tests {
                     "token",
                 ],
             ),
-            ("file:///tmp/kp", &["secret", "AWS_SECRET_ACCESS_KEY", "Password"]),
+            (
+                "file:///tmp/kp",
+                &["secret", "AWS_SECRET_ACCESS_KEY", "Password"],
+            ),
         ];
         for (base, options) in cases {
             for option in options {

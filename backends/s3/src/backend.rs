@@ -216,7 +216,11 @@ impl S3BlobStore {
     }
 
     /// One GET, its body read in full.
-    async fn get_once(&self, key: &BlobKey, object: &str) -> std::result::Result<Bytes, GetFailure> {
+    async fn get_once(
+        &self,
+        key: &BlobKey,
+        object: &str,
+    ) -> std::result::Result<Bytes, GetFailure> {
         let response = self
             .client
             .get_object()

@@ -114,7 +114,10 @@ fn is_missing_credentials<E>(err: &SdkError<E, HttpResponse>) -> bool
 where
     E: std::error::Error + 'static,
 {
-    if !matches!(err, SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)) {
+    if !matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)
+    ) {
         return false;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
