@@ -310,7 +310,7 @@ pub async fn environment_associations_at_scale(backends: &dyn ConfigBackends) {
     assert_eq!(association.environment, EnvPath::root());
     assert_eq!(
         envs.hosts_in(&web, &EnvPath::root()).await.unwrap(),
-        [moved.clone()]
+        std::slice::from_ref(moved)
     );
 }
 
