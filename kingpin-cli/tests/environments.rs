@@ -268,3 +268,81 @@ fn environments_from_the_command_line() {
     assert_eq!(metaconfig["name"], json!("environments.web"));
     assert_eq!(metaconfig["kind"], json!("environment"));
 }
+
+/// `kingpin env import-jones` from a Jones layout on the run's ZooKeeper
+/// into the embedded stack: `--dry-run` writes nothing; the import keeps
+/// Jones's views and lists the places it adjusted.
+#[test]
+fn import_jones_from_zookeeper() {
+    use kingpin::kingpin_api::{CreateMode, NodePath};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(hosts) = runtime.block_on(kingpin_conformance_tests::endpoints::shared_endpoint(
+        kingpin_conformance_tests::servers::ServerKind::ZooKeeper,
+        "import_jones_from_zookeeper",
+    )) else {
+        return;
+    };
+    let url = format!(
+        "zk://{hosts}{}",
+        kingpin_conformance_tests::unique_namespace()
+    );
+    runtime.block_on(async {
+        let zk = kingpin::open_coordinator(&url).await.unwrap();
+        for (path, data) in [
+            (
+                "/services/shop/conf",
+                r#"{"db": {"host": "a", "pool": 5}, "name": "shop"}"#,
+            ),
+            ("/services/shop/conf/prod", r#"{"db": {"host": "b"}}"#),
+            (
+                "/services/shop/views",
+                r#"{"db": {"host": "a", "pool": 5}, "name": "shop"}"#,
+            ),
+            (
+                "/services/shop/views/prod",
+                r#"{"db": {"host": "b"}, "name": "shop"}"#,
+            ),
+            (
+                "/services/shop/nodemaps",
+                r#"{"web1.example.com": "/services/shop/views/prod"}"#,
+            ),
+        ] {
+            let path = NodePath::parse(path).unwrap();
+            zk.create(&path, data.as_bytes(), CreateMode::Persistent)
+                .await
+                .unwrap();
+        }
+        zk.close().await.unwrap();
+    });
+    let sb = Sandbox::new();
+    let planned = sb.json(&["env", "import-jones", "shop", "--from", &url, "--dry-run"]);
+    assert_eq!(planned["adjustments"][0]["places"], json!(["/db/pool"]));
+    assert_eq!(
+        sb.json(&["env", "services"]),
+        json!([]),
+        "a dry run writes nothing"
+    );
+    let text = sb.ok(&["env", "import-jones", "shop", "--from", &url]);
+    assert!(
+        text.contains("/prod") && text.contains("/db/pool"),
+        "{text}"
+    );
+    assert_eq!(
+        sb.json(&["env", "view", "shop", "prod"])["view"],
+        json!({"db": {"host": "b"}, "name": "shop"}),
+        "Jones's view, not the deep merge"
+    );
+    let hosts = sb.json(&["env", "hosts", "shop"]);
+    assert_eq!(hosts[0]["host"], json!("web1.example.com"));
+    assert_eq!(hosts[0]["environment"], json!("/prod"));
+    sb.code(
+        &[
+            "env",
+            "import-jones",
+            "shop",
+            "--from",
+            "sqlite:///tmp/x.db",
+        ],
+        6,
+    );
+}
