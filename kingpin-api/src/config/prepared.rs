@@ -163,11 +163,9 @@ impl ConfigStore {
                 None => e,
             });
         }
-        let mut records = Vec::with_capacity(writes.len());
-        for write in writes {
-            records.push(self.committed(write).await);
-        }
-        Ok(records)
+        // History entries are independent blobs: written side by side.
+        let committed = writes.into_iter().map(|write| self.committed(write));
+        Ok(futures::future::join_all(committed).await)
     }
 
     /// What follows a committed record: the content is remembered for

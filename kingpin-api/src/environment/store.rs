@@ -177,6 +177,19 @@ impl Environments {
         Ok(content)
     }
 
+    /// Keeps contents just written, by blob key, so the next write and
+    /// read need no blob get.
+    fn remember(&self, written: Vec<(String, Content)>) {
+        if let Ok(mut cache) = self.contents.lock() {
+            if cache.len() + written.len() > CONTENT_CACHE_ENTRIES {
+                cache.clear();
+            }
+            for (key, content) in written {
+                cache.insert(key, Arc::new(content));
+            }
+        }
+    }
+
     /// One environment's current content, if it exists.
     pub async fn read(&self, service: &ServiceName, env: &EnvPath) -> Result<Option<Environment>> {
         let name = service.content_config(env)?;
@@ -455,8 +468,8 @@ impl Environments {
     {
         let mut backoff = backoff();
         for _ in 0..MAX_ATTEMPTS {
-            let shape = self.service_version(service).await?;
-            let chain = self.read_chain(service, env).await?;
+            let (shape, chain) =
+                futures::try_join!(self.service_version(service), self.read_chain(service, env))?;
             let Some(current) = chain.last() else {
                 return Err(missing_environment(service, env));
             };
@@ -494,7 +507,15 @@ impl Environments {
             .into_iter()
             .skip(1)
             .collect();
-        let descendants = try_join_all(below.iter().map(|e| self.read(service, e))).await?;
+        let view_paths: Vec<&EnvPath> = std::iter::once(&target.path).chain(&below).collect();
+        let view_names = view_paths
+            .iter()
+            .map(|e| service.view_config(e))
+            .collect::<Result<Vec<_>>>()?;
+        let (descendants, view_records) = futures::try_join!(
+            try_join_all(below.iter().map(|e| self.read(service, e))),
+            try_join_all(view_names.iter().map(|n| self.store.record(n)))
+        )?;
         let descendants: Vec<Environment> = descendants.into_iter().flatten().collect();
         if descendants.len() != below.len() {
             // One was deleted since the listing: a race like any other.
@@ -503,14 +524,6 @@ impl Environments {
                 "an environment went away during the write",
             ));
         }
-        let view_paths: Vec<&EnvPath> = std::iter::once(&target.path)
-            .chain(descendants.iter().map(|d| &d.path))
-            .collect();
-        let view_names = view_paths
-            .iter()
-            .map(|e| service.view_config(e))
-            .collect::<Result<Vec<_>>>()?;
-        let view_records = try_join_all(view_names.iter().map(|n| self.store.record(n))).await?;
 
         // Every view, parents first, from the contents as they will be.
         let target_name = service.content_config(&target.path)?;
@@ -581,7 +594,14 @@ impl Environments {
         }
         let mut writes = vec![target_write];
         writes.extend(view_writes);
+        let mut written = vec![(writes[0].record().blob_key.clone(), content)];
+        for (env, write) in view_paths.iter().zip(&writes[1..]) {
+            if let Some(view) = views.remove(*env) {
+                written.push((write.record().blob_key.clone(), view));
+            }
+        }
         let mut records = self.store.commit(ops, writes).await?.into_iter();
+        self.remember(written);
         let record = records
             .next()
             .ok_or_else(|| Error::new(ErrorKind::Backend, "no record committed"))?;
