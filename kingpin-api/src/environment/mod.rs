@@ -53,6 +53,7 @@ mod merge;
 mod names;
 mod store;
 mod transfer;
+mod write;
 
 pub use delete::Deletion;
 pub use hosts::Association;
