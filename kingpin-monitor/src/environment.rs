@@ -190,6 +190,12 @@ async fn sync_view(
             .await
             .map_err(SyncError::fetch)?
     };
+    // Which view this is, recorded before the file changes, so whoever
+    // sees the new file sees where it came from.
+    ctx.state.update(&metaconfig.name, |e| {
+        e.environment = Some(env.to_string());
+        e.pinned_version = pinned;
+    });
     let fetched = Fetched {
         content,
         sha256: record.sha256,
@@ -207,9 +213,5 @@ async fn sync_view(
         fetched_at,
     )
     .await?;
-    ctx.state.update(&metaconfig.name, |e| {
-        e.environment = Some(env.to_string());
-        e.pinned_version = pinned;
-    });
     Ok(())
 }
