@@ -20,6 +20,12 @@ use kingpin_api::{
     BlobKey, BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator, ErrorKind, NodePath,
 };
 
+pub use crate::environments::{
+    environment_associations_at_scale, environment_bad_input_writes_nothing,
+    environment_delete_and_pin, environment_export_and_import, environment_inheritance_at_depth_3,
+    environment_writers_never_clobber_views,
+};
+
 /// A coordinator namespace and blob prefix of one test.
 #[async_trait]
 pub trait ConfigBackends: Send + Sync {
@@ -43,7 +49,7 @@ fn change(message: &str) -> ChangeInfo {
 
 /// Everything in the namespace and under the prefix, to show that a refused
 /// change touched nothing.
-async fn snapshot(coordinator: &dyn Coordinator, blobs: &dyn BlobStore) -> Vec<String> {
+pub(crate) async fn snapshot(coordinator: &dyn Coordinator, blobs: &dyn BlobStore) -> Vec<String> {
     let mut seen = Vec::new();
     let mut pending = vec![NodePath::root()];
     while let Some(path) = pending.pop() {
@@ -420,7 +426,13 @@ macro_rules! config_suite {
             missing_blob_is_an_error,
             failure_between_blob_put_and_cas_keeps_the_old_version,
             history_rollback_and_gc,
-            metaconfig_dependencies);
+            metaconfig_dependencies,
+            environment_inheritance_at_depth_3,
+            environment_writers_never_clobber_views,
+            environment_associations_at_scale,
+            environment_delete_and_pin,
+            environment_export_and_import,
+            environment_bad_input_writes_nothing);
     };
     (@cases $backends:path; $($case:ident),* $(,)?) => {
         $(

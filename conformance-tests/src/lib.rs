@@ -11,6 +11,7 @@ pub mod config_store;
 pub mod coordinator;
 pub mod discovery;
 pub mod endpoints;
+pub mod environments;
 pub mod harness;
 pub mod latency;
 pub mod partition;

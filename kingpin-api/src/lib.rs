@@ -14,6 +14,7 @@ pub mod config;
 mod coordinator;
 pub mod decider;
 pub mod discovery;
+pub mod environment;
 mod error;
 pub mod managed;
 pub mod memory;

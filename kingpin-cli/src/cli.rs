@@ -135,6 +135,11 @@ pub enum Command {
     /// Dependencies (`*.dep`): groups of metaconfigs hosts subscribe to.
     #[command(subcommand)]
     Dep(DepCommand),
+    /// Environments: a service's tree of JSON configs (/, /prod,
+    /// /prod/us-east), each inheriting its parents' values, and which host
+    /// reads which environment's view.
+    #[command(subcommand, name = "env")]
+    Env(crate::commands::environment::EnvCommand),
     /// Register a service instance in serverset discovery.SERVICE.ENV while
     /// its health check passes; leave on SIGTERM or SIGINT.
     #[command(long_about = REGISTER_ABOUT)]
@@ -569,6 +574,16 @@ pub enum MetaconfigCommand {
     CreateConfig {
         /// Config name.
         name: String,
+        /// Longest random delay before a host fetches a change.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_random_delay_ms: u64,
+    },
+    /// Create the metaconfig of SERVICE's environments
+    /// (environments.SERVICE): each subscribed host's monitor writes the
+    /// view of the environment the host is associated with.
+    CreateEnvironment {
+        /// Service name.
+        service: String,
         /// Longest random delay before a host fetches a change.
         #[arg(long, value_name = "N", default_value_t = 0)]
         max_random_delay_ms: u64,

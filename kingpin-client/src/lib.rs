@@ -25,7 +25,9 @@
 //! JSON array), [`ManagedMapReader`] (a JSON object),
 //! [`ManagedMappedListReader`] (an object of arrays), [`JsonReader`] (any
 //! serde type), [`DeciderReader`] (the decider values, whose decisions
-//! never fail) and [`ServerSetReader`]. An empty file reads as the empty
+//! never fail), [`EnvironmentReader`] (a service's environment view, with
+//! typed lookups such as `get::<u32>("db.pool_size")`) and
+//! [`ServerSetReader`]. An empty file reads as the empty
 //! structure, as KingPin wrote empty files for cleared data.
 //!
 //! ```no_run
@@ -55,6 +57,7 @@
 #![deny(missing_docs)]
 
 pub mod decider;
+mod environment;
 mod error;
 mod file;
 mod hosts;
@@ -63,6 +66,7 @@ mod name;
 mod serverset;
 
 pub use decider::{Decider, DeciderReader, DECIDER_CONFIG};
+pub use environment::{environment_file_name, EnvironmentReader, EnvironmentView};
 pub use error::{BoxError, Error, Result};
 pub use file::{ConfigFile, ConfigFileBuilder, LoadStatus, Reload};
 pub use hosts::{

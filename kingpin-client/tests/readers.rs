@@ -254,3 +254,33 @@ fn invalid_names_are_refused_before_any_io() {
         }
     }
 }
+
+#[test]
+fn an_environment_reader_follows_the_view_and_keeps_the_last_good_one() {
+    use kingpin_client::EnvironmentReader;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("environments.web");
+    std::fs::write(&path, r#"{"db": {"pool_size": 20}, "debug": false}"#).unwrap();
+    let web = EnvironmentReader::open_in(dir.path(), "web").unwrap();
+    assert_eq!(web.get::<u32>("db.pool_size"), Some(20));
+    assert_eq!(web.get_or("db.timeout_ms", 250u32), 250);
+    assert!(web.try_get::<String>("db.pool_size").is_err());
+
+    let (changes, errors) = (changes(web.file()), errors(web.file()));
+    replace(&path, r#"{"db": {"pool_size": 50}}"#);
+    wait_for(&changes, "the new view", |v| {
+        v.get::<u32>("db.pool_size") == Some(50)
+    });
+    assert_eq!(web.get::<u32>("db.pool_size"), Some(50));
+    replace(&path, "[1, 2]");
+    wait_for(&errors, "the wrong shape", |e| e.contains("JSON object"));
+    assert_eq!(
+        web.get::<u32>("db.pool_size"),
+        Some(50),
+        "the last good view"
+    );
+    assert!(matches!(
+        EnvironmentReader::open_in(dir.path(), "../etc"),
+        Err(Error::InvalidName { .. })
+    ));
+}

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use kingpin_api::environment::{content_of, EnvPath, Environments, HostId, ServiceName};
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
 use kingpin_api::{BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator, WatchKind};
 use kingpin_conformance_tests::endpoints::{bench_endpoint, bench_s3};
@@ -177,6 +178,128 @@ async fn monitors(setup: &Setup, n: usize, k: usize) -> Samples {
         rx
     })
     .await;
+    drop(running);
+    samples
+}
+
+/// Waits, on a task per monitor, until each has `name` at `version` or
+/// later; the instants they got there.
+fn wait_for_version(
+    states: &[Arc<kingpin_monitor::MonitorState>],
+    name: &ConfigName,
+    version: u64,
+) -> tokio::sync::oneshot::Receiver<Vec<Instant>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let waits: Vec<_> = states
+        .iter()
+        .map(|state| {
+            let (state, name) = (state.clone(), name.clone());
+            tokio::spawn(async move {
+                state
+                    .wait_for(|s| s.entry(&name).and_then(|e| e.version).unwrap_or(0) >= version)
+                    .await;
+                Instant::now()
+            })
+        })
+        .collect();
+    tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(waits.len());
+        for wait in waits {
+            seen.push(wait.await.expect("waiter"));
+        }
+        let _ = tx.send(seen);
+    });
+    rx
+}
+
+/// N monitors on a service's environments (/ → /prod → /prod/east), each
+/// host associated with /prod/east; K writes to the root. A root write
+/// commits the three views with it, so each round is the leaf view's next
+/// version.
+async fn environment_monitors(setup: &Setup, n: usize, k: usize) -> Samples {
+    let service = ServiceName::parse(&format!("bench{}", unique_name_component())).unwrap();
+    let envs = Environments::new(setup.store.clone());
+    let change = ChangeInfo::new("bench", "init");
+    let content = |value| content_of("bench", value).unwrap();
+    let (prod, leaf) = (
+        EnvPath::parse("/prod").unwrap(),
+        EnvPath::parse("/prod/east").unwrap(),
+    );
+    let root = content(serde_json::json!({"round": 0, "db": {"pool": 5}}));
+    envs.create(&service, &EnvPath::root(), root, &change)
+        .await
+        .unwrap();
+    let pool = content(serde_json::json!({"db": {"pool": 10}}));
+    envs.create(&service, &prod, pool, &change).await.unwrap();
+    let region = content(serde_json::json!({"region": "east"}));
+    envs.create(&service, &leaf, region, &change).await.unwrap();
+    let hosts: Vec<HostId> = (0..n)
+        .map(|i| HostId::parse(&format!("host{i}.bench.example")).unwrap())
+        .collect();
+    envs.associate_many(&service, &hosts, &leaf).await.unwrap();
+    let metaconfig = MetaConfig::environment(service.as_str()).unwrap();
+    let dep = ConfigName::parse(&format!("benchenv{}.dep", unique_name_component())).unwrap();
+    let manager = MetaConfigManager::new(setup.coordinator.clone());
+    manager.create(&metaconfig).await.unwrap();
+    manager.create_dependency(&dep).await.unwrap();
+    manager
+        .add_to_dependency(&dep, &metaconfig.name)
+        .await
+        .unwrap();
+    let base = tempfile::tempdir_in(scratch_base()).unwrap();
+    let mut running = Vec::with_capacity(n);
+    for (i, host) in hosts.iter().enumerate() {
+        let mut settings = MonitorSettings::new(&setup.zk_url, &setup.blobstore_url, dep.clone());
+        settings.config_dir = base.path().join(format!("host{i}/config"));
+        settings.serverset_dir = base.path().join(format!("host{i}/serverset"));
+        settings.admin_addr = None;
+        settings.host = Some(host.to_string());
+        running.push(
+            Monitor::start_with_blob_store(settings, setup.blobs.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    let states: Vec<_> = running.iter().map(|m| m.state().clone()).collect();
+    let started = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        wait_for_version(&states, &metaconfig.name, 1),
+    )
+    .await
+    .expect("every monitor synced the first view within 120 s")
+    .expect("the waiters report");
+    println!(
+        "{n} environment monitors started and synced in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut samples = Samples::default();
+    for round in 1..=k {
+        let view = envs.view(&service, &leaf).await.unwrap().unwrap();
+        let seen = wait_for_version(&states, &metaconfig.name, view.record.version + 1);
+        let root = content(serde_json::json!({"round": round, "db": {"pool": 5}}));
+        let started = Instant::now();
+        envs.set(
+            &service,
+            &EnvPath::root(),
+            root,
+            &ChangeInfo::new("bench", "round"),
+            None,
+        )
+        .await
+        .unwrap();
+        let acked = Instant::now();
+        let seen = tokio::time::timeout(Duration::from_secs(60), seen)
+            .await
+            .expect("every monitor wrote the view within 60 s")
+            .expect("the waiters report");
+        samples
+            .from_start
+            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
+        samples
+            .from_ack
+            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
+    }
     drop(running);
     samples
 }
@@ -352,6 +475,7 @@ async fn main() {
     );
     let floor = bare_watchers(&setup, n, k).await;
     let monitored = monitors(&setup, n, k).await;
+    let environments = environment_monitors(&setup, n, k).await;
     println!("\nfrom the start of each write:");
     let floor_start = report("bare watchers: notified", floor.from_start);
     let monitored_start = report("monitors: file renamed", monitored.from_start);
@@ -360,11 +484,19 @@ async fn main() {
         monitored_start.percentile_us(50.0) / floor_start.percentile_us(50.0).max(1.0),
         monitored_start.percentile_us(99.0) / floor_start.percentile_us(99.0).max(1.0),
     );
+    let environments_start = report("environment views: renamed", environments.from_start);
+    println!(
+        "environment view / plain config: p50 {:.2}x, p99 {:.2}x, max {:.2}x (target: within 1.5x)",
+        environments_start.percentile_us(50.0) / monitored_start.percentile_us(50.0).max(1.0),
+        environments_start.percentile_us(99.0) / monitored_start.percentile_us(99.0).max(1.0),
+        environments_start.max_us() / monitored_start.max_us().max(1.0),
+    );
     // `ConfigStore::write` acknowledges after its history record, a blob
     // put made after the compare-and-set: watchers are often notified, and
     // files renamed, before the writer hears back.
     println!("\nfrom the writer's acknowledgement (not a propagation figure; see above):");
     report("bare watchers: notified", floor.from_ack);
     report("monitors: file renamed", monitored.from_ack);
+    report("environment views: renamed", environments.from_ack);
     footprint(&setup, subscriptions, idle).await;
 }

@@ -32,6 +32,8 @@ pub fn router(state: Arc<MonitorState>, metrics: Arc<Metrics>) -> Router {
         .route("/config/{name}", get(config))
         .route("/serverset", get(serversets))
         .route("/serverset/{name}", get(serverset))
+        .route("/environment", get(environments))
+        .route("/environment/{name}", get(environment))
         .route("/metrics", get(metrics_text))
         .with_state(Admin { state, metrics })
 }
@@ -107,6 +109,14 @@ async fn serversets(State(admin): State<Admin>) -> Json<BTreeMap<String, EntrySt
 
 async fn serverset(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
     one_of_kind(&admin, MetaConfigKind::Serverset, &name)
+}
+
+async fn environments(State(admin): State<Admin>) -> Json<BTreeMap<String, EntryStatus>> {
+    Json(of_kind(&admin, MetaConfigKind::Environment))
+}
+
+async fn environment(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    one_of_kind(&admin, MetaConfigKind::Environment, &name)
 }
 
 async fn metrics_text(State(admin): State<Admin>) -> Response {

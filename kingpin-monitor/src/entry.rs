@@ -28,18 +28,20 @@ pub(crate) struct SyncContext {
     pub coordinator: Arc<dyn Coordinator>,
     pub store: ConfigStore,
     pub settings: Arc<MonitorSettings>,
+    /// This host's identity, for environment associations.
+    pub host: kingpin_api::environment::HostId,
     pub state: Arc<MonitorState>,
     pub metrics: Arc<Metrics>,
 }
 
 /// A failed sync: the stage (for metrics) and what happened.
-struct SyncError {
-    stage: &'static str,
-    message: String,
+pub(crate) struct SyncError {
+    pub stage: &'static str,
+    pub message: String,
 }
 
 impl SyncError {
-    fn fetch(e: impl std::fmt::Display) -> Self {
+    pub fn fetch(e: impl std::fmt::Display) -> Self {
         SyncError {
             stage: "fetch",
             message: e.to_string(),
@@ -56,6 +58,9 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
     let dir = match metaconfig.kind {
         MetaConfigKind::Config => ctx.settings.config_dir.clone(),
         MetaConfigKind::Serverset => ctx.settings.serverset_dir.clone(),
+        MetaConfigKind::Environment => {
+            return crate::environment::sync_environment(metaconfig, ctx).await
+        }
     };
     let file = dir.join(&metaconfig.file_name);
     ctx.state.update(&metaconfig.name, |e| {
@@ -66,7 +71,7 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
     // unchanged version is not rewritten and its hooks do not run again.
     let mut on_disk = read_on_disk(file.clone(), metaconfig.kind).await;
     let mut members = match metaconfig.kind {
-        MetaConfigKind::Config => None,
+        MetaConfigKind::Config | MetaConfigKind::Environment => None,
         MetaConfigKind::Serverset => {
             match ServerSet::from_name(ctx.coordinator.clone(), &metaconfig.name) {
                 Ok(serverset) => Some(MemberCache::new(serverset)),
@@ -82,7 +87,7 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
     // resync and on every reconcile.
     let mut full = true;
     let watch_kind = match metaconfig.kind {
-        MetaConfigKind::Config => WatchKind::Data,
+        MetaConfigKind::Config | MetaConfigKind::Environment => WatchKind::Data,
         MetaConfigKind::Serverset => WatchKind::Children,
     };
     let mut watch: Option<WatchStream> = None;
@@ -145,14 +150,14 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
     }
 }
 
-fn jitter(max_ms: u64) -> Duration {
+pub(crate) fn jitter(max_ms: u64) -> Duration {
     if max_ms == 0 {
         return Duration::ZERO;
     }
     Duration::from_millis(rand::rng().random_range(0..=max_ms))
 }
 
-async fn next_event(watch: &mut Option<WatchStream>) -> Option<WatchEvent> {
+pub(crate) async fn next_event(watch: &mut Option<WatchStream>) -> Option<WatchEvent> {
     match watch {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
@@ -161,7 +166,7 @@ async fn next_event(watch: &mut Option<WatchStream>) -> Option<WatchEvent> {
 
 /// Takes every event already waiting: a burst becomes one fetch. Returns
 /// whether one of them asks for a full re-read.
-fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) -> bool {
+pub(crate) fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) -> bool {
     let mut resync = false;
     while let Some(stream) = watch {
         match futures::FutureExt::now_or_never(stream.next()) {
@@ -183,22 +188,22 @@ fn drain(watch: &mut Option<WatchStream>, metrics: &Metrics) -> bool {
 /// The file on disk: its sha256 and, read as a serverset, how many members
 /// it lists.
 #[derive(Debug, Default)]
-struct OnDisk {
-    sha256: Option<String>,
+pub(crate) struct OnDisk {
+    pub sha256: Option<String>,
     members: Option<usize>,
     /// The sha256 of the serverset content last refused, if the newest
     /// update was refused.
     refused: Option<String>,
 }
 
-async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk {
+pub(crate) async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk {
     tokio::task::spawn_blocking(move || match std::fs::read(file) {
         Ok(data) => OnDisk {
             sha256: Some(sha256_hex(&data)),
             // A serverset file that does not parse is no baseline: the
             // next update replaces it whatever it holds.
             members: match kind {
-                MetaConfigKind::Config => None,
+                MetaConfigKind::Config | MetaConfigKind::Environment => None,
                 MetaConfigKind::Serverset => parse_serverset(&data).ok().map(|e| e.len()),
             },
             refused: None,
@@ -251,15 +256,38 @@ async fn sync_once(
         }
         on_disk.refused = None;
     }
+    put_on_disk(
+        name,
+        &metaconfig.file_name,
+        ctx,
+        dir,
+        on_disk,
+        fetched,
+        fetched_at,
+    )
+    .await
+}
+
+/// Replaces the file when `fetched` differs from what is on disk, records
+/// the state, and runs the host's hooks after a write.
+pub(crate) async fn put_on_disk(
+    name: &kingpin_api::ConfigName,
+    file_name: &str,
+    ctx: &SyncContext,
+    dir: &std::path::Path,
+    on_disk: &mut OnDisk,
+    fetched: Fetched,
+    fetched_at: u64,
+) -> Result<(), SyncError> {
     let mut written = None;
     if on_disk.sha256.as_deref() != Some(fetched.sha256.as_str()) {
-        let (dir, file_name, content) = (
+        let (dir, owned_name, content) = (
             dir.to_path_buf(),
-            metaconfig.file_name.clone(),
+            file_name.to_owned(),
             fetched.content.clone(),
         );
         let path =
-            tokio::task::spawn_blocking(move || write_atomically(&dir, &file_name, &content))
+            tokio::task::spawn_blocking(move || write_atomically(&dir, &owned_name, &content))
                 .await
                 .map_err(|e| SyncError {
                     stage: "write",
@@ -267,7 +295,7 @@ async fn sync_once(
                 })?
                 .map_err(|e| SyncError {
                     stage: "write",
-                    message: format!("cannot write {}: {e}", metaconfig.file_name),
+                    message: format!("cannot write {}: {e}", file_name),
                 })?;
         let written_at = now_ms();
         on_disk.sha256 = Some(fetched.sha256.clone());
@@ -304,12 +332,12 @@ async fn sync_once(
 }
 
 /// A version to put on disk.
-struct Fetched {
-    content: bytes::Bytes,
-    sha256: String,
-    version: Option<u64>,
-    changed_ms: Option<u64>,
-    members: Option<usize>,
+pub(crate) struct Fetched {
+    pub content: bytes::Bytes,
+    pub sha256: String,
+    pub version: Option<u64>,
+    pub changed_ms: Option<u64>,
+    pub members: Option<usize>,
 }
 
 /// The newest version of a config, verified; `None` when the config does

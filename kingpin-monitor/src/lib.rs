@@ -26,6 +26,7 @@
 mod admin;
 pub mod atomic_file;
 mod entry;
+mod environment;
 mod hooks;
 mod metrics;
 mod serverset;
@@ -90,6 +91,14 @@ impl Monitor {
             atomic_file::remove_leftover_temp_files(dir)
                 .with_context(|| format!("cannot clean {}", dir.display()))?;
         }
+        // One identity rule for everything (kingpin_api::environment).
+        let host_setting = settings.host.clone();
+        let host = tokio::task::spawn_blocking(move || {
+            kingpin_api::environment::local_host_id(host_setting.as_deref())
+        })
+        .await
+        .context("cannot resolve this host's identity")?
+        .context("cannot tell this host's identity (set `host`)")?;
         let state = Arc::new(MonitorState::default());
         let metrics = Arc::new(Metrics::new());
         let mut tasks = Vec::new();
@@ -108,6 +117,7 @@ impl Monitor {
         }
         tasks.push(tokio::spawn(run(
             Arc::new(settings),
+            host,
             blobs,
             state.clone(),
             metrics.clone(),
@@ -172,6 +182,7 @@ async fn connect(
 /// subscription; session changes feed health.
 async fn run(
     settings: Arc<MonitorSettings>,
+    host: kingpin_api::environment::HostId,
     blobs: Option<Arc<dyn BlobStore>>,
     state: Arc<MonitorState>,
     metrics: Arc<Metrics>,
@@ -194,6 +205,7 @@ async fn run(
         store: ConfigStore::new(coordinator.clone(), blobs),
         coordinator: coordinator.clone(),
         settings,
+        host,
         state,
         metrics,
     });

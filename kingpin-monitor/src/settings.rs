@@ -62,6 +62,10 @@ pub struct MonitorSettings {
     /// its members at once (an update that empties a serverset is always
     /// refused). `None`: only emptying is refused.
     pub serverset_max_shrink: Option<f64>,
+    /// This host's identity for environment associations; `None`:
+    /// `$KINGPIN_HOST`, else the FQDN (the rule of
+    /// `kingpin_api::environment::local_host_id`).
+    pub host: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +97,8 @@ struct SettingsFile {
     hooks: Vec<HookFile>,
     #[serde(default)]
     serverset_max_shrink: Option<f64>,
+    #[serde(default)]
+    host: Option<String>,
 }
 
 fn duration(what: &str, text: Option<&str>, default: Duration) -> Result<Duration, SettingsError> {
@@ -122,6 +128,7 @@ impl MonitorSettings {
             reconcile_jitter: Duration::from_secs(30),
             hooks: Vec::new(),
             serverset_max_shrink: None,
+            host: None,
         }
     }
 
@@ -167,6 +174,11 @@ impl MonitorSettings {
             file.reconcile_jitter.as_deref(),
             settings.reconcile_jitter,
         )?;
+        if let Some(host) = file.host {
+            kingpin_api::environment::HostId::parse(&host)
+                .map_err(|e| SettingsError(format!("host: {}", e.message())))?;
+            settings.host = Some(host);
+        }
         if let Some(limit) = file.serverset_max_shrink {
             if !(0.0..1.0).contains(&limit) {
                 return Err(SettingsError(format!(

@@ -35,6 +35,10 @@ pub struct EntryStatus {
     pub refused: Option<String>,
     /// Serverset updates refused since the monitor started.
     pub refusals: u64,
+    /// The environment whose view is on disk (environments), e.g. `/prod`.
+    pub environment: Option<String>,
+    /// The view version this host is pinned to, if it is (environments).
+    pub pinned_version: Option<u64>,
 }
 
 /// Ready, or degraded with the reasons.

@@ -104,6 +104,13 @@ impl ZooKeeperCoordinator {
                 }
             }
             planned.push((Some(index), op.clone()));
+            // A node this transaction creates is the parent of later ones,
+            // not a missing parent to plan again.
+            if let Op::Create { path, mode, .. } = op {
+                if !mode.is_sequential() {
+                    known.insert(path.clone());
+                }
+            }
         }
         Ok(planned)
     }

@@ -22,6 +22,20 @@ pub struct ConfigRecord {
     pub message: String,
     /// When, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The configs, at their versions, this content was computed from
+    /// (an environment's view names the environments it merged); empty
+    /// for content written as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceVersion>,
+}
+
+/// One config at one version: what a derived config was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SourceVersion {
+    /// The config's name.
+    pub config: String,
+    /// Its version (the record's, not the node's).
+    pub version: u64,
 }
 
 impl ConfigRecord {

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::backoff::Backoff;
 use crate::blob::{BlobKey, BlobStore};
 use crate::config::name::ConfigName;
+use crate::config::prepared::record_exists_is_a_conflict;
 use crate::config::record::{ChangeInfo, ConfigRecord};
 use crate::coordinator::{Coordinator, CreateMode};
 use crate::error::{Error, ErrorKind, Result};
@@ -60,9 +61,9 @@ pub struct GcReport {
 /// orphan blob, never a lost update. Reads verify sha256 and size.
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
-    coordinator: Arc<dyn Coordinator>,
-    blobs: Arc<dyn BlobStore>,
-    max_size: usize,
+    pub(super) coordinator: Arc<dyn Coordinator>,
+    pub(super) blobs: Arc<dyn BlobStore>,
+    pub(super) max_size: usize,
     // The content this store last wrote per config, keyed by its blob key.
     // Blobs are immutable and named by version and sha256, so when the
     // record still points at that key, `update` needs no blob read: a
@@ -70,11 +71,11 @@ pub struct ConfigStore {
     written: Arc<Mutex<HashMap<ConfigName, (String, Bytes)>>>,
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(super) fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -84,20 +85,20 @@ fn now_ms() -> u64 {
 /// Blobs of a config live under `<prefix>/@versions/` and its history under
 /// `<prefix>/@history/`: `@` cannot occur in a config name, so a nested
 /// config (`a.b.c` under `a.b`) never shares these directories.
-fn versions_dir(name: &ConfigName) -> Result<BlobKey> {
+pub(super) fn versions_dir(name: &ConfigName) -> Result<BlobKey> {
     name.blob_prefix().join("@versions")
 }
 
-fn history_dir(name: &ConfigName) -> Result<BlobKey> {
+pub(super) fn history_dir(name: &ConfigName) -> Result<BlobKey> {
     name.blob_prefix().join("@history")
 }
 
-fn history_key(name: &ConfigName, version: u64) -> Result<BlobKey> {
+pub(super) fn history_key(name: &ConfigName, version: u64) -> Result<BlobKey> {
     history_dir(name)?.join(&format!("{version:010}.json"))
 }
 
 /// The version number in a content blob's name (`0000000007-<sha>`).
-fn blob_version(key: &BlobKey) -> Option<u64> {
+pub(super) fn blob_version(key: &BlobKey) -> Option<u64> {
     key.as_str()
         .rsplit('/')
         .next()?
@@ -122,6 +123,16 @@ impl ConfigStore {
     pub fn with_max_size(mut self, max_size: usize) -> Self {
         self.max_size = max_size;
         self
+    }
+
+    /// The content size limit.
+    pub fn max_size(&self) -> usize {
+        self.max_size
+    }
+
+    /// The coordinator the records live in.
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
     }
 
     /// The current record and node version, without the content.
@@ -217,40 +228,11 @@ impl ConfigStore {
         change: &ChangeInfo,
         expected: Option<(&ConfigRecord, u64)>,
     ) -> Result<ConfigRecord> {
-        if content.len() > self.max_size {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "{name} would be {} bytes, over the limit of {} bytes",
-                    content.len(),
-                    self.max_size
-                ),
-            ));
-        }
-        let version = expected.map(|(r, _)| r.version + 1).unwrap_or(1);
-        let sha256 = sha256_hex(&content);
-        let key = versions_dir(name)?.join(&format!("{version:010}-{sha256}"))?;
-        let size = content.len() as u64;
-        // The blob first: the record must never point at a missing blob.
-        match self.blobs.put_if_absent(&key, content.clone()).await {
-            Ok(()) => {}
-            // Same version and same hash: the same bytes are already there.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        let record = ConfigRecord {
-            version,
-            blob_key: key.as_str().to_owned(),
-            sha256,
-            size,
-            author: change.author.clone(),
-            message: change.message.clone(),
-            timestamp_ms: now_ms(),
-        };
-        let json = record.to_json();
+        let prepared = self.prepare_write(name, content, change, expected).await?;
         let path = name.node_path();
-        match expected {
-            Some((_, node_version)) => {
+        let json = prepared.record.to_json();
+        match prepared.expected_node_version {
+            Some(node_version) => {
                 self.coordinator
                     .set(path, &json, Some(node_version))
                     .await?;
@@ -259,28 +241,17 @@ impl ConfigStore {
                 self.coordinator
                     .create(path, &json, CreateMode::Persistent)
                     .await
-                    .map_err(|e| {
-                        if e.kind() == ErrorKind::AlreadyExists {
-                            Error::new(
-                                ErrorKind::BadVersion,
-                                format!("{name} already exists (the write expected a new config)"),
-                            )
-                        } else {
-                            e
-                        }
-                    })?;
+                    .map_err(|e| record_exists_is_a_conflict(name, e))?;
             }
         }
-        self.remember_written(name, &record, content);
-        // History is best effort here; `history` fills in a missing entry
-        // for the current version.
-        if let Err(e) = self.record_history(name, &record).await {
-            tracing::warn!(config = %name, version, error = %e, "could not record history");
-        }
-        Ok(record)
+        Ok(self.committed(prepared).await)
     }
 
-    async fn record_history(&self, name: &ConfigName, record: &ConfigRecord) -> Result<()> {
+    pub(super) async fn record_history(
+        &self,
+        name: &ConfigName,
+        record: &ConfigRecord,
+    ) -> Result<()> {
         match self
             .blobs
             .put_if_absent(&history_key(name, record.version)?, record.to_json().into())
@@ -291,7 +262,12 @@ impl ConfigStore {
         }
     }
 
-    fn remember_written(&self, name: &ConfigName, record: &ConfigRecord, content: Bytes) {
+    pub(super) fn remember_written(
+        &self,
+        name: &ConfigName,
+        record: &ConfigRecord,
+        content: Bytes,
+    ) {
         let Ok(mut written) = self.written.lock() else {
             return;
         };
@@ -433,41 +409,6 @@ impl ConfigStore {
         })?;
         let content = self.content(name, &old).await?;
         self.write(name, content, change).await
-    }
-
-    /// Deletes content blobs and history of all but the newest `keep`
-    /// versions, and orphan blobs of lost races. The current version's blob
-    /// is never deleted, nor any blob newer than it (a write in flight).
-    pub async fn gc(&self, name: &ConfigName, keep: usize) -> Result<GcReport> {
-        let Some((current, _)) = self.record(name).await? else {
-            return Ok(GcReport::default());
-        };
-        let keep = keep.max(1) as u64;
-        let oldest_kept = current.version.saturating_sub(keep - 1);
-        let mut report = GcReport::default();
-        let mut referenced = std::collections::HashSet::new();
-        referenced.insert(current.blob_key.clone());
-        for meta in self.blobs.list(Some(&history_dir(name)?)).await? {
-            let json = self.blobs.get(&meta.key).await?;
-            let record = ConfigRecord::from_json(&json, name.as_str())?;
-            if record.version >= oldest_kept {
-                referenced.insert(record.blob_key);
-            } else if record.version < current.version {
-                self.blobs.delete(&meta.key).await?;
-                report.records_deleted += 1;
-            }
-        }
-        for meta in self.blobs.list(Some(&versions_dir(name)?)).await? {
-            let Some(version) = blob_version(&meta.key) else {
-                continue;
-            };
-            if version > current.version || referenced.contains(meta.key.as_str()) {
-                continue;
-            }
-            self.blobs.delete(&meta.key).await?;
-            report.blobs_deleted += 1;
-        }
-        Ok(report)
     }
 }
 

@@ -22,6 +22,9 @@ pub enum MetaConfigKind {
     Config,
     /// A serverset: the monitor writes its members as `host:port` lines.
     Serverset,
+    /// A service's environments (`environments.<service>`): the monitor
+    /// writes the view its host is associated with.
+    Environment,
 }
 
 impl fmt::Display for MetaConfigKind {
@@ -29,6 +32,7 @@ impl fmt::Display for MetaConfigKind {
         f.write_str(match self {
             MetaConfigKind::Config => "config",
             MetaConfigKind::Serverset => "serverset",
+            MetaConfigKind::Environment => "environment",
         })
     }
 }
@@ -75,6 +79,11 @@ impl MetaConfig {
                 "{name} cannot be a config name: names ending in {DEPENDENCY_SUFFIX} are dependencies and names under {SERVERSET_PREFIX}. are serversets"
             )));
         }
+        if name.as_str().split('.').count() == 2 && name.as_str().starts_with("environments.") {
+            return Err(Error::invalid(format!(
+                "{name} cannot be a config name: environments.<service> names a service's environments"
+            )));
+        }
         Ok(MetaConfig {
             node_path: name.node_path().clone(),
             file_name: name.file_name().to_owned(),
@@ -102,6 +111,31 @@ impl MetaConfig {
             kind: MetaConfigKind::Serverset,
             max_random_delay_ms: 0,
         })
+    }
+
+    /// The metaconfig of `service`'s environments: `environments.<service>`,
+    /// watching the service's node; each host's monitor writes the view of
+    /// the environment the host is associated with (the root's when none)
+    /// to the file `environments.<service>`.
+    pub fn environment(service: &str) -> Result<Self> {
+        let service = crate::environment::ServiceName::parse(service)?;
+        let name = service.metaconfig_name()?;
+        Ok(MetaConfig {
+            node_path: service.node_path()?,
+            file_name: name.file_name().to_owned(),
+            name,
+            kind: MetaConfigKind::Environment,
+            max_random_delay_ms: 0,
+        })
+    }
+
+    /// The service of an environment metaconfig.
+    pub fn environment_service(&self) -> Option<crate::environment::ServiceName> {
+        if self.kind != MetaConfigKind::Environment {
+            return None;
+        }
+        let service = self.name.as_str().strip_prefix("environments.")?;
+        crate::environment::ServiceName::parse(service).ok()
     }
 
     /// Sets the longest random delay before a host fetches a change.
@@ -140,6 +174,18 @@ impl MetaConfig {
                         return Err(Error::invalid(format!(
                         "metaconfig {name}: a serverset name is {SERVERSET_PREFIX}.<service>.<env>"
                     )))
+                    }
+                }
+            }
+            MetaConfigKind::Environment => {
+                match name.as_str().split('.').collect::<Vec<_>>().as_slice() {
+                    [crate::environment::ENVIRONMENTS_PREFIX, service] => {
+                        MetaConfig::environment(service)?
+                    }
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "metaconfig {name}: an environment name is environments.<service>"
+                        )))
                     }
                 }
             }
@@ -191,5 +237,17 @@ mod tests {
         assert!(MetaConfig::config(ConfigName::parse("discovery.a.b").unwrap()).is_err());
         assert!(MetaConfig::serverset("a.b", "prod").is_err());
         assert!(MetaConfig::serverset("Web", "prod").is_err());
+        assert!(MetaConfig::environment("a.b").is_err());
+    }
+
+    #[test]
+    fn environment_records_round_trip() {
+        let e = MetaConfig::environment("web").unwrap();
+        assert_eq!(e.name.as_str(), "environments.web");
+        assert_eq!(e.node_path.as_str(), "/environments/web");
+        assert_eq!(MetaConfig::from_json(&e.to_json()).unwrap(), e);
+        assert_eq!(e.environment_service().unwrap().as_str(), "web");
+        let forged = r#"{"name":"environments.web.views","kind":"environment","node_path":"/environments/web/views","file_name":"environments.web.views"}"#;
+        assert!(MetaConfig::from_json(forged.as_bytes()).is_err());
     }
 }

@@ -150,7 +150,7 @@ fn one_line(text: &str) -> String {
         .collect()
 }
 
-async fn history(ctx: &Context, name: &ConfigName, limit: Option<usize>) -> Result<()> {
+pub(super) async fn history(ctx: &Context, name: &ConfigName, limit: Option<usize>) -> Result<()> {
     let mut records = ctx.store().await?.history(name).await?;
     if records.is_empty() {
         return Err(missing(name).into());
@@ -175,7 +175,12 @@ async fn history(ctx: &Context, name: &ConfigName, limit: Option<usize>) -> Resu
     ctx.out.data(text, Value::Array(json))
 }
 
-async fn diff(ctx: &Context, name: &ConfigName, from: Option<u64>, to: Option<u64>) -> Result<()> {
+pub(super) async fn diff(
+    ctx: &Context,
+    name: &ConfigName,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> Result<()> {
     let store = ctx.store().await?;
     let (current, _) = store.record(name).await?.ok_or_else(|| missing(name))?;
     let to = to.unwrap_or(current.version);

@@ -20,6 +20,14 @@ pub async fn run(command: MetaconfigCommand, ctx: &Context) -> Result<()> {
                 .with_max_random_delay_ms(max_random_delay_ms);
             create(ctx, metaconfig).await
         }
+        MetaconfigCommand::CreateEnvironment {
+            service,
+            max_random_delay_ms,
+        } => {
+            let metaconfig =
+                MetaConfig::environment(&service)?.with_max_random_delay_ms(max_random_delay_ms);
+            create(ctx, metaconfig).await
+        }
         MetaconfigCommand::CreateServerset {
             service,
             env,

@@ -7,6 +7,7 @@ mod config;
 mod decider;
 mod dep;
 mod dev;
+pub mod environment;
 mod json;
 mod list;
 mod map;
@@ -67,6 +68,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Decider(command) => decider::run(command, ctx).await,
         Command::Metaconfig(command) => metaconfig::run(command, ctx).await,
         Command::Dep(command) => dep::run(command, ctx).await,
+        Command::Env(command) => environment::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,

@@ -104,3 +104,18 @@ pub async fn zookeeper_s3(case: &str, zk: Option<String>) -> Option<Backends> {
         _dir: tempfile::tempdir().unwrap(),
     })
 }
+
+pub async fn etcd_fs(case: &str) -> Option<Backends> {
+    let hosts = shared_endpoint(ServerKind::Etcd, case).await?;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator_url = format!("etcd://{hosts}{}", unique_namespace());
+    let blobstore_url = format!("file://{}", dir.path().join("blobs").display());
+    Some(Backends {
+        coordinator: kingpin::open_coordinator(&coordinator_url).await.unwrap(),
+        blobs: kingpin::open_blob_store(&blobstore_url).await.unwrap(),
+        coordinator_url,
+        blobstore_url,
+        namespace: String::new(),
+        _dir: dir,
+    })
+}
