@@ -12,7 +12,7 @@ pub(crate) fn from_sqlite(err: rusqlite::Error, db: &Path) -> Error {
     let (kind, message) = match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => (
             ErrorKind::Unavailable,
-            format!("SQLite database {db} is locked by another process"),
+            format!("SQLite database {db} stayed locked by another writer past the busy timeout"),
         ),
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => (
             ErrorKind::Backend,

@@ -2,9 +2,10 @@
 //! a new one when it was reaped; and the reaping of other processes' dead
 //! sessions.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kingpin_api::{Error, ErrorKind, Result, SessionEvent, SessionHub, SessionState};
@@ -20,6 +21,8 @@ use crate::watch::WatchRegistry;
 /// State shared by the coordinator handle, the heartbeat and the poller.
 pub(crate) struct Shared {
     pub(crate) config: SqliteConfig,
+    /// Shared by every coordinator of this process on the same file.
+    write_gate: Arc<Mutex<()>>,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     /// The live session id, 0 while none.
@@ -72,6 +75,25 @@ fn open_connection(config: &SqliteConfig) -> Result<Connection> {
     Ok(conn)
 }
 
+/// One gate per database file, so that the coordinators of one process
+/// take turns at writing instead of racing in SQLite's busy handler, which
+/// sleeps and retries without any order and can starve a writer past its
+/// busy timeout when a process holds many coordinators on one file. Other
+/// processes still meet at the file lock and the busy timeout.
+fn write_gate(path: &Path) -> Arc<Mutex<()>> {
+    static GATES: LazyLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut gates = lock(&GATES);
+    gates.retain(|_, gate| gate.strong_count() > 0);
+    if let Some(gate) = gates.get(&key).and_then(Weak::upgrade) {
+        return gate;
+    }
+    let gate = Arc::new(Mutex::new(()));
+    gates.insert(key, Arc::downgrade(&gate));
+    gate
+}
+
 impl Shared {
     /// Opens (creating if needed) the database and starts a session. Blocking.
     pub(crate) fn open(config: SqliteConfig) -> Result<Arc<Self>> {
@@ -82,6 +104,7 @@ impl Shared {
             schema::meta(&reader, "revision").map_err(|e| from_sqlite(e, &config.path))?;
         let session = new_session(&writer, &config)?;
         Ok(Arc::new(Shared {
+            write_gate: write_gate(&config.path),
             config,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
@@ -138,6 +161,7 @@ impl Shared {
     ) -> Result<T> {
         let shared = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = lock(&shared.write_gate);
             let mut conn = lock(&shared.writer);
             f(&mut conn, &shared)
         })
