@@ -1,9 +1,15 @@
 //! The config-core suite on ZooKeeper and S3 with the S3 traffic going
 //! through the fault proxy, in every mode at once: a server that ignores
-//! conditional writes, one request in three answered `SlowDown` once, one
-//! GET in three cut short once, wrong ETags and a little delay. A correct
-//! stack passes the whole suite anyway; then a body corrupted in transit is
+//! conditional writes, one request in ten answered `SlowDown` once, one GET
+//! in ten cut short once, wrong ETags and a little delay. A correct stack
+//! passes the whole suite anyway; then a body corrupted in transit is
 //! refused by its sha256, never handed to a reader.
+//!
+//! One in ten, not more: aws-sdk-s3 shares a retry quota among the S3
+//! clients of a process (a token bucket; each retry costs 5 tokens, each
+//! success refunds 1), so above about one failure in six sustained over
+//! thousands of requests it stops retrying, by design, and the call fails
+//! with a retryable `Unavailable` error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +49,9 @@ impl ConfigBackends for ZooKeeperFaultyS3 {
 fn every_fault() -> Faults {
     Faults {
         drop_conditional_headers: true,
-        errors: Some((ErrorReply::SlowDown, Share::every(3))),
+        errors: Some((ErrorReply::SlowDown, Share::every(10))),
         delay: Some(Duration::from_millis(2)),
-        truncate_bodies: Some(Share::every(3)),
+        truncate_bodies: Some(Share::every(10)),
         corrupt_bodies: None,
         wrong_etag: true,
     }

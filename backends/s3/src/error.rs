@@ -67,6 +67,11 @@ where
                 ErrorKind::Unavailable,
                 format!("S3 at {location} is overloaded or failing during {what}"),
             ),
+            // A HEAD answer has no body, so no code: its status says it.
+            _ if is_transient_status(&err) => (
+                ErrorKind::Unavailable,
+                format!("S3 at {location} is overloaded or failing during {what}"),
+            ),
             _ => (
                 ErrorKind::Backend,
                 format!("S3 at {location} failed during {what}"),
@@ -80,6 +85,14 @@ where
     // Keep the SDK's error as the source: its text carries codes and request
     // ids, never the secret key.
     Error::new(kind, message).with_source(err)
+}
+
+/// 5xx and 429 answers: the server is failing or throttling, try again.
+fn is_transient_status<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.raw_response().is_some_and(|raw| {
+        let status = raw.status().as_u16();
+        status >= 500 || status == 429
+    })
 }
 
 /// The region a server names when a request was signed for another one:
