@@ -154,6 +154,44 @@ impl LocalServer {
         }
     }
 
+    /// etcd only: adds `root` (with the root role) and `users`, each
+    /// `(name, password)`, then enables auth, as an operator would before
+    /// `kingpin acl setup`. From then on every client needs credentials.
+    pub async fn enable_etcd_auth(
+        &self,
+        root_password: &str,
+        users: &[(String, String)],
+    ) -> Result<(), StartError> {
+        if self.kind != ServerKind::Etcd {
+            return Err(format!("{:?} has no etcd auth to enable", self.kind));
+        }
+        let fail = |what: &str, e: etcd_client::Error| format!("etcd auth setup: {what}: {e}");
+        let mut client = etcd_client::Client::connect([self.endpoint()], None)
+            .await
+            .map_err(|e| fail("connect", e))?;
+        client
+            .user_add("root", root_password, None)
+            .await
+            .map_err(|e| fail("user add root", e))?;
+        // The root role may already exist (it is built in on some versions).
+        let _ = client.role_add("root").await;
+        client
+            .user_grant_role("root", "root")
+            .await
+            .map_err(|e| fail("grant root", e))?;
+        for (name, password) in users {
+            client
+                .user_add(name.as_str(), password.as_str(), None)
+                .await
+                .map_err(|e| fail("user add", e))?;
+        }
+        client
+            .auth_enable()
+            .await
+            .map_err(|e| fail("auth enable", e))?;
+        Ok(())
+    }
+
     /// Starts the process again on the same ports and data.
     pub async fn resume(&mut self) -> Result<(), StartError> {
         let log = std::fs::File::create(self.dir.join("server.log")).map_err(|e| e.to_string())?;

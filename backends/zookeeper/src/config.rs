@@ -88,9 +88,11 @@ impl ZooKeeperConfig {
         let digest = user_password.into();
         match digest.split_once(':') {
             Some((user, password)) if !user.is_empty() && !password.is_empty() => {}
-            _ => return Err(Error::invalid(format!(
+            _ => {
+                return Err(Error::invalid(format!(
                 "ZooKeeper digest credentials must be user:password (from {DIGEST_ENV} or config)"
-            ))),
+            )))
+            }
         }
         self.digest = Some(digest);
         Ok(self)
