@@ -50,6 +50,7 @@ pub async fn apply_policy(
     let client = open_session(config).await?;
     let mut report = AccessReport::default();
     let stored = read_policy(&client).await?;
+    report.checked += 1;
     if stored.as_ref() != Some(policy) {
         report.findings.push(AccessFinding {
             target: POLICY_PATH.to_owned(),
@@ -66,32 +67,7 @@ pub async fn apply_policy(
             },
         });
     }
-    for parent in [DISCOVERY_ROOT, STATUS_ROOT] {
-        let exists = client
-            .check_stat(parent)
-            .await
-            .map_err(|e| from_zk(e, parent))?;
-        if exists.is_some() {
-            continue;
-        }
-        let path = NodePath::parse(parent)?;
-        let outcome = if dry_run {
-            FindingOutcome::Mismatch
-        } else {
-            let options =
-                zk::CreateMode::Persistent.with_acls(zk::Acls::new(acls.for_node(&path, false)));
-            match client.create(parent, &[], &options).await {
-                Ok(_) | Err(zk::Error::NodeExists) => FindingOutcome::Fixed,
-                Err(e) => FindingOutcome::Failed(from_zk(e, parent).to_string()),
-            }
-        };
-        report.findings.push(AccessFinding {
-            target: parent.to_owned(),
-            expected: CanonicalAcl::of(acls.for_node(&path, false)).to_string(),
-            actual: "missing".to_owned(),
-            outcome,
-        });
-    }
+    create_parents(&client, &acls, !dry_run, &mut report).await?;
     walk(&client, &acls, !dry_run, &mut report).await?;
     Ok(report)
 }
@@ -108,6 +84,7 @@ pub async fn check_policy(
     let client = open_session(config).await?;
     let stored = read_policy(&client).await?;
     let mut report = AccessReport::default();
+    report.checked += 1;
     let policy = match (policy, &stored) {
         (Some(given), stored) => {
             if stored.as_ref() != Some(given) {
@@ -135,6 +112,7 @@ pub async fn check_policy(
         }
     };
     let acls = PolicyAcls::new(&policy)?;
+    create_parents(&client, &acls, false, &mut report).await?;
     walk(&client, &acls, false, &mut report).await?;
     Ok(report)
 }
@@ -143,6 +121,44 @@ pub async fn check_policy(
 pub async fn stored_policy(config: &ZooKeeperConfig) -> Result<Option<AccessPolicy>> {
     let client = open_session(config).await?;
     read_policy(&client).await
+}
+
+/// Creates (with `fix`) or reports the parents registrars and readers
+/// create under, which they may not create themselves.
+async fn create_parents(
+    client: &zk::Client,
+    acls: &PolicyAcls,
+    fix: bool,
+    report: &mut AccessReport,
+) -> Result<()> {
+    for parent in [DISCOVERY_ROOT, STATUS_ROOT] {
+        report.checked += 1;
+        let exists = client
+            .check_stat(parent)
+            .await
+            .map_err(|e| from_zk(e, parent))?;
+        if exists.is_some() {
+            continue;
+        }
+        let path = NodePath::parse(parent)?;
+        let outcome = if !fix {
+            FindingOutcome::Mismatch
+        } else {
+            let options =
+                zk::CreateMode::Persistent.with_acls(zk::Acls::new(acls.for_node(&path, false)));
+            match client.create(parent, &[], &options).await {
+                Ok(_) | Err(zk::Error::NodeExists) => FindingOutcome::Fixed,
+                Err(e) => FindingOutcome::Failed(from_zk(e, parent).to_string()),
+            }
+        };
+        report.findings.push(AccessFinding {
+            target: parent.to_owned(),
+            expected: CanonicalAcl::of(acls.for_node(&path, false)).to_string(),
+            actual: "missing".to_owned(),
+            outcome,
+        });
+    }
+    Ok(())
 }
 
 async fn store_policy(client: &zk::Client, acls: &PolicyAcls, policy: &AccessPolicy) -> Result<()> {
