@@ -572,3 +572,112 @@ async fn three_identities_on_etcd_with_auth_enabled() {
     refuse_every_write(&d, None).await;
     d.assert_no_secret_printed();
 }
+
+/// The user file permissions give read access to, and nothing else.
+const NOBODY: u32 = 65534;
+
+/// Everyone may read and enter `dir` and everything below it; only its
+/// owner (root) may write.
+fn readable_by_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            readable_by_all(&path);
+        } else {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_permissions_make_readers_of_other_users() {
+    if !nix::unistd::geteuid().is_root() {
+        kingpin_conformance_tests::harness::skip(
+            "sqlite",
+            "sqlite_file_permissions_make_readers_of_other_users",
+            "running a command as another user needs root",
+        );
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("state").join("kingpin.db");
+    let mut d = Deployment::new(format!("sqlite://{}", db.display()));
+    d.home = home;
+    // The writer (root, the file's owner) sets everything up.
+    d.expect(
+        None,
+        0,
+        &[
+            "config",
+            "set",
+            "config.app.flags",
+            "--value",
+            "{\"on\":true}",
+        ],
+    )
+    .await;
+    d.expect(None, 0, &["dep", "create", "host.dep"]).await;
+    // Its -wal and -shm files stay once it is gone, for readers to use.
+    assert!(db.with_extension("db-shm").exists());
+    // The database readable by all, writable by its owner only; the reader
+    // runs a copy of the binary (root's home is closed to others).
+    let binary = d.home.path().join("kingpin");
+    std::fs::copy(env!("CARGO_BIN_EXE_kingpin"), &binary).unwrap();
+    readable_by_all(d.home.path());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut command = std::process::Command::new(&binary);
+        for var in INHERITED_VARS {
+            command.env_remove(var);
+        }
+        command
+            .arg("--coordinator")
+            .arg(&d.coordinator)
+            .arg("--blobstore")
+            .arg(d.blobstore())
+            .args(args)
+            .current_dir(d.home.path())
+            .env("KINGPIN_HOME", d.home.path())
+            .env("HOME", d.home.path())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .expect("kingpin runs as nobody")
+    };
+    use std::os::unix::process::CommandExt as _;
+    let read = as_nobody(&["config", "get", "config.app.flags"]);
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        "{\"on\":true}"
+    );
+    let listed = as_nobody(&["dep", "list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    for write in [
+        &["config", "set", "config.app.flags", "--value", "{}"][..],
+        &["dep", "create", "other.dep"][..],
+    ] {
+        let refused = as_nobody(write);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(UNAUTHORIZED), "{stderr}");
+        assert!(stderr.contains("may only read SQLite database"), "{stderr}");
+    }
+    // Nothing changed.
+    let run = d
+        .expect(None, 0, &["config", "get", "config.app.flags"])
+        .await;
+    assert_eq!(run.stdout.trim(), "{\"on\":true}");
+}
