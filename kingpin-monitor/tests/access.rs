@@ -228,3 +228,101 @@ async fn a_reader_monitor_syncs_everything_and_shows_no_credential() {
         );
     }
 }
+
+/// Everyone may read and enter `dir` and everything below it; only its
+/// owner (root) may write.
+fn readable_by_all(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            readable_by_all(&path);
+        } else {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The embedded stack with file permissions as the README describes: the
+/// database and blobs owned and written by the writer's user, readable by
+/// the monitor's, which syncs and follows changes without any write access.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_of_another_user_reads_the_embedded_stack() {
+    const NOBODY: u32 = 65534;
+    if !nix::unistd::geteuid().is_root() {
+        kingpin_conformance_tests::harness::skip(
+            "sqlite",
+            "a_monitor_of_another_user_reads_the_embedded_stack",
+            "running the monitor as another user needs root",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = format!("sqlite://{}", dir.path().join("state/kingpin.db").display());
+    let blobstore = format!("file://{}", dir.path().join("blobs").display());
+    let writer = kingpin::open_coordinator(&coordinator).await.unwrap();
+    let store = ConfigStore::new(
+        writer.clone(),
+        kingpin::open_blob_store(&blobstore).await.unwrap(),
+    );
+    let config = name("config.app.flags");
+    let change = ChangeInfo::new("writer", "permissions test");
+    store
+        .write(&config, Bytes::from_static(b"{\"v\":1}"), &change)
+        .await
+        .unwrap();
+    let manager = MetaConfigManager::new(writer.clone());
+    manager
+        .create(&MetaConfig::config(config.clone()).unwrap())
+        .await
+        .unwrap();
+    manager.create_dependency(&name("host.dep")).await.unwrap();
+    manager
+        .add_to_dependency(&name("host.dep"), &config)
+        .await
+        .unwrap();
+
+    let binary = dir.path().join("kingpin-monitor");
+    std::fs::copy(env!("CARGO_BIN_EXE_kingpin-monitor"), &binary).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let settings = dir.path().join("monitor.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "coordinator = \"{coordinator}\"\nblobstore = \"{blobstore}\"\ndependency = \"host.dep\"\n\
+             config_dir = \"{}\"\nserverset_dir = \"{}\"\nadmin_addr = \"off\"\n",
+            out.join("config").display(),
+            out.join("serverset").display()
+        ),
+    )
+    .unwrap();
+    readable_by_all(dir.path());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The monitor's own output directory is the only thing it may write.
+    std::os::unix::fs::chown(&out, Some(NOBODY), Some(NOBODY)).unwrap();
+    let log = dir.path().join("monitor.log");
+    let mut monitor = tokio::process::Command::new(&binary)
+        .arg("--config")
+        .arg(&settings)
+        .env("RUST_LOG", "info")
+        .env("HOME", dir.path())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the monitor starts as nobody");
+    wait_for_file(&out.join("config/config.app.flags"), "{\"v\":1}", &log).await;
+    store
+        .write(&config, Bytes::from_static(b"{\"v\":2}"), &change)
+        .await
+        .unwrap();
+    wait_for_file(&out.join("config/config.app.flags"), "{\"v\":2}", &log).await;
+    monitor.start_kill().unwrap();
+    monitor.wait().await.unwrap();
+}
