@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod blob_store;
+pub mod certificates;
 pub mod config_store;
 pub mod coordinator;
 pub mod discovery;

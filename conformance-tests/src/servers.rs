@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::certificates::TestCertificates;
+
 /// Where Debian's `zookeeper` package puts the server, unless
 /// `KINGPIN_ZOOKEEPER_CLASSPATH` says otherwise.
 const ZOOKEEPER_CLASSPATH: &str = "/etc/zookeeper/conf_example:/usr/share/java/zookeeper.jar";
@@ -52,6 +54,8 @@ pub struct LocalServer {
     remove_dir_on_drop: bool,
     s3_secret: String,
     s3_region: Option<String>,
+    /// etcd over TLS with client certificates, its health on a plain port.
+    tls: Option<(TestCertificates, u16)>,
 }
 
 /// Why a server could not be started.
@@ -108,6 +112,32 @@ impl LocalServer {
             remove_dir_on_drop: false,
             s3_secret: format!("secret-{:016x}", rand::random::<u64>()),
             s3_region,
+            tls: None,
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// Starts an etcd that serves clients over TLS only and requires a
+    /// client certificate signed by `certificates`' CA
+    /// (`--client-cert-auth`: with auth enabled, the certificate's common
+    /// name is the user).
+    pub async fn start_etcd_with_tls(
+        dir: &Path,
+        certificates: TestCertificates,
+    ) -> Result<Self, StartError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut server = LocalServer {
+            kind: ServerKind::Etcd,
+            dir: dir.to_owned(),
+            client_port: free_port().map_err(|e| e.to_string())?,
+            peer_port: free_port().map_err(|e| e.to_string())?,
+            child: None,
+            remove_dir_on_drop: false,
+            s3_secret: String::new(),
+            s3_region: None,
+            tls: Some((certificates, free_port().map_err(|e| e.to_string())?)),
         };
         server.resume().await?;
         Ok(server)
@@ -166,7 +196,7 @@ impl LocalServer {
             return Err(format!("{:?} has no etcd auth to enable", self.kind));
         }
         let fail = |what: &str, e: etcd_client::Error| format!("etcd auth setup: {what}: {e}");
-        let mut client = etcd_client::Client::connect([self.endpoint()], None)
+        let mut client = etcd_client::Client::connect([self.endpoint()], self.root_options()?)
             .await
             .map_err(|e| fail("connect", e))?;
         client
@@ -190,6 +220,20 @@ impl LocalServer {
             .await
             .map_err(|e| fail("auth enable", e))?;
         Ok(())
+    }
+
+    /// How root connects: over TLS with the `root` client certificate when
+    /// the server wants one.
+    fn root_options(&self) -> Result<Option<etcd_client::ConnectOptions>, StartError> {
+        let Some((certificates, _)) = &self.tls else {
+            return Ok(None);
+        };
+        let read = |path: PathBuf| std::fs::read_to_string(&path).map_err(|e| e.to_string());
+        let (cert, key) = certificates.client("root");
+        let tls = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(read(certificates.ca())?))
+            .identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        Ok(Some(etcd_client::ConnectOptions::new().with_tls(tls)))
     }
 
     /// Starts the process again on the same ports and data.
@@ -234,9 +278,21 @@ impl LocalServer {
     }
 
     fn etcd_command(&self) -> Command {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut command = Command::new("etcd");
+        if let Some((certificates, health_port)) = &self.tls {
+            let (cert, key) = certificates.server();
+            command
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg(format!("--trusted-ca-file={}", certificates.ca().display()))
+                .arg("--client-cert-auth")
+                .arg(format!(
+                    "--listen-metrics-urls=http://127.0.0.1:{health_port}"
+                ));
+        }
         command
             .arg("--name=kingpin-test")
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
@@ -276,7 +332,12 @@ impl LocalServer {
     /// etcd's `/health`. A server has no event to await.
     async fn wait_ready(&mut self) -> Result<(), StartError> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        // A TLS etcd answers its health probe on its plain metrics port.
+        let probe_port = match &self.tls {
+            Some((_, health_port)) => *health_port,
+            None => self.client_port,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], probe_port).into();
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {

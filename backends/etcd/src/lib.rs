@@ -10,7 +10,9 @@
 //!
 //! Access control: [`roles`] turns a policy ([`kingpin_api::access`]) into
 //! etcd roles with key-range permissions; the coordinator authenticates
-//! with a user and password (`KINGPIN_ETCD_USER`, `KINGPIN_ETCD_PASSWORD`).
+//! with a user and password (`KINGPIN_ETCD_USER`, `KINGPIN_ETCD_PASSWORD`)
+//! or a TLS client certificate (`KINGPIN_ETCD_CACERT`, `KINGPIN_ETCD_CERT`,
+//! `KINGPIN_ETCD_KEY`).
 #![deny(missing_docs)]
 
 mod backend;
@@ -22,4 +24,4 @@ mod session;
 mod watch;
 
 pub use backend::EtcdCoordinator;
-pub use config::{EtcdConfig, PASSWORD_ENV, USER_ENV};
+pub use config::{EtcdConfig, CACERT_ENV, CERT_ENV, KEY_ENV, PASSWORD_ENV, USER_ENV};

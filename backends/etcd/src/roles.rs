@@ -445,9 +445,18 @@ async fn fix_role(
     Ok(())
 }
 
-/// Whether the server refuses a client without credentials.
+/// Whether the server refuses a client without credentials (or, over TLS,
+/// without a client certificate).
 async fn auth_enabled(config: &EtcdConfig) -> bool {
-    let options = etcd_client::ConnectOptions::new().with_connect_timeout(config.connect_timeout);
+    let mut options =
+        etcd_client::ConnectOptions::new().with_connect_timeout(config.connect_timeout);
+    if let Some(tls) = &config.tls {
+        let server_only = crate::config::Tls {
+            ca: tls.ca.clone(),
+            identity: None,
+        };
+        options = options.with_tls(crate::session::tls_options(&server_only));
+    }
     let Ok(mut anonymous) = Client::connect(config.endpoints.clone(), Some(options)).await else {
         return true;
     };
