@@ -54,7 +54,12 @@ impl TestCertificates {
             "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
         )?;
         for client in clients {
-            certificates.sign(client, client, "extendedKeyUsage=clientAuth\n")?;
+            // The address too: servers may check it against the client's.
+            certificates.sign(
+                client,
+                client,
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=clientAuth\n",
+            )?;
         }
         Ok(certificates)
     }

@@ -102,6 +102,30 @@ pub async fn private_tls_etcd(
     }
 }
 
+/// A ZooKeeper of the test's own that also serves clients over TLS
+/// (`LocalServer::tls_endpoint`), knowing them by their certificates'
+/// subjects, with certificates made for `clients` (common names).
+pub async fn private_tls_zookeeper(
+    test: &str,
+    clients: &[&str],
+) -> Option<(LocalServer, TestCertificates)> {
+    if !LocalServer::available(ServerKind::ZooKeeper) || !TestCertificates::available() {
+        return missing(
+            ServerKind::ZooKeeper,
+            test,
+            "a TLS ZooKeeper needs Java, the zookeeper package and the openssl command \
+             (see scripts/test)",
+        );
+    }
+    let dir = scratch_dir(ServerKind::ZooKeeper);
+    let certificates = TestCertificates::create(&dir.join("certificates"), clients)
+        .unwrap_or_else(|e| panic!("cannot make certificates for {test}: {e}"));
+    match LocalServer::start_zookeeper_with_tls(&dir, certificates.clone()).await {
+        Ok(server) => Some((server.remove_dir_on_drop(), certificates)),
+        Err(e) => panic!("cannot start a private TLS ZooKeeper for {test}: {e}"),
+    }
+}
+
 fn missing<T>(kind: ServerKind, test: &str, why: &str) -> Option<T> {
     if skip_external() {
         skip(

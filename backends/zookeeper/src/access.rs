@@ -12,7 +12,7 @@ use kingpin_api::{Error, ErrorKind, NodePath, Result};
 use zookeeper_client as zk;
 
 use crate::acl::{read_policy, validate_policy, CanonicalAcl, PolicyAcls};
-use crate::config::{ZooKeeperConfig, DIGEST_ENV};
+use crate::config::{ZooKeeperConfig, CERT_ENV, DIGEST_ENV};
 use crate::error::from_zk;
 use crate::session::open_session;
 
@@ -33,21 +33,27 @@ pub async fn apply_policy(
     dry_run: bool,
 ) -> Result<AccessReport> {
     validate_policy(policy)?;
-    let own = config.digest_identity().ok_or_else(|| {
-        Error::invalid(format!(
-            "setting up an access policy needs a writer's identity: set {DIGEST_ENV} to the \
-             user:password of one of the policy's writers"
-        ))
-    })?;
-    if !policy.writers.contains(&format!("digest:{own}")) {
-        let user = own.split(':').next().unwrap_or("");
+    if !config.has_identity() {
         return Err(Error::invalid(format!(
-            "the identity in {DIGEST_ENV} (digest user {user:?}) is not among the policy's \
-             writers: applying the policy would lock it out"
+            "setting up an access policy needs a writer's identity: set {DIGEST_ENV} to the \
+             user:password of one of the policy's writers (or {CERT_ENV} to a writer's \
+             certificate)"
         )));
+    }
+    let own_digest = config.digest_identity().map(|id| format!("digest:{id}"));
+    let digest_is_writer = own_digest
+        .as_ref()
+        .is_some_and(|d| policy.writers.contains(d));
+    // A digest is checked before connecting; a certificate's identity is
+    // the server's to say.
+    if !digest_is_writer && config.tls.as_ref().is_none_or(|t| t.identity.is_none()) {
+        return Err(locked_out(own_digest.as_deref()));
     }
     let acls = PolicyAcls::new(policy)?;
     let client = open_session(config).await?;
+    if !digest_is_writer && !certificate_is_writer(&client, policy).await? {
+        return Err(locked_out(own_digest.as_deref()));
+    }
     let mut report = AccessReport::default();
     let stored = read_policy(&client).await?;
     report.checked += 1;
@@ -70,6 +76,34 @@ pub async fn apply_policy(
     create_parents(&client, &acls, !dry_run, &mut report).await?;
     walk(&client, &acls, !dry_run, &mut report).await?;
     Ok(report)
+}
+
+fn locked_out(own_digest: Option<&str>) -> Error {
+    let user = own_digest
+        .and_then(|d| d.split(':').nth(1))
+        .map(|user| format!(" (digest user {user:?})"))
+        .unwrap_or_default();
+    Error::invalid(format!(
+        "the identity this process authenticates as{user} is not among the policy's writers: \
+         applying the policy would lock it out"
+    ))
+}
+
+/// Whether the server knows this session by an identity other than a
+/// digest (an `x509:` subject, say) that the policy names as a writer.
+async fn certificate_is_writer(client: &zk::Client, policy: &AccessPolicy) -> Result<bool> {
+    let users = match client.list_auth_users().await {
+        Ok(users) => users,
+        // Servers before 3.7 cannot say who a session is.
+        Err(zk::Error::Unimplemented) => return Ok(false),
+        Err(e) => return Err(from_zk(e, "(whoami)")),
+    };
+    Ok(users.iter().any(|user| {
+        user.scheme() != "digest"
+            && policy
+                .writers
+                .contains(&format!("{}:{}", user.scheme(), user.user()))
+    }))
 }
 
 /// Reports every node of the namespace whose ACL differs from what

@@ -1,6 +1,7 @@
 //! Connection settings, from a `zk://` URL and the environment.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use kingpin_api::{CoordinatorScheme, CoordinatorUrl, Error, Result, DEFAULT_MAX_DATA_SIZE};
@@ -9,6 +10,22 @@ use crate::acl::AclMode;
 
 /// Environment variable holding `user:password` for ZooKeeper digest auth.
 pub const DIGEST_ENV: &str = "KINGPIN_ZK_DIGEST";
+/// A PEM file of the CA(s) that sign the servers' certificates: setting it
+/// connects to every host with TLS (the servers' `secureClientPort`).
+pub const CACERT_ENV: &str = "KINGPIN_ZK_CACERT";
+/// A PEM client certificate: with ZooKeeper's x509 auth provider its
+/// subject (`CN=…`) is this process's `x509:` identity. Needs [`KEY_ENV`].
+pub const CERT_ENV: &str = "KINGPIN_ZK_CERT";
+/// The PEM private key of [`CERT_ENV`].
+pub const KEY_ENV: &str = "KINGPIN_ZK_KEY";
+
+/// TLS to ZooKeeper: the CA to trust and, for x509 identities, a client
+/// certificate with its key (PEM).
+#[derive(Clone)]
+pub(crate) struct Tls {
+    pub(crate) ca: String,
+    pub(crate) identity: Option<(String, String)>,
+}
 
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -20,6 +37,7 @@ pub struct ZooKeeperConfig {
     pub(crate) session_timeout: Duration,
     pub(crate) connection_timeout: Option<Duration>,
     pub(crate) digest: Option<String>,
+    pub(crate) tls: Option<Tls>,
     pub(crate) acl_mode: AclMode,
     pub(crate) max_data_size: usize,
 }
@@ -33,13 +51,16 @@ impl ZooKeeperConfig {
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             connection_timeout: None,
             digest: None,
+            tls: None,
             acl_mode: AclMode::Auto,
             max_data_size: DEFAULT_MAX_DATA_SIZE,
         }
     }
 
     /// Reads `zk://h1:2181,h2:2181/chroot?session_timeout=10s&connection_timeout=2s&acl=policy`,
-    /// and digest credentials from `KINGPIN_ZK_DIGEST` when set.
+    /// digest credentials from `KINGPIN_ZK_DIGEST` when set, and TLS from
+    /// `KINGPIN_ZK_CACERT` and (for an x509 identity) `KINGPIN_ZK_CERT` /
+    /// `KINGPIN_ZK_KEY`, each a PEM file.
     ///
     /// `acl` chooses the ACL of the nodes this process creates (see
     /// [`AclMode`]): `auto` (the default), `policy`, `open` or `creator`.
@@ -60,8 +81,63 @@ impl ZooKeeperConfig {
         if let Ok(digest) = std::env::var(DIGEST_ENV) {
             config = config.with_digest(digest)?;
         }
+        let file = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+        match (file(CACERT_ENV), file(CERT_ENV), file(KEY_ENV)) {
+            (None, None, None) => {}
+            (Some(ca), cert, key) => {
+                config = config.with_tls_files(
+                    ca.as_ref(),
+                    cert.as_deref().map(Path::new),
+                    key.as_deref().map(Path::new),
+                )?
+            }
+            (None, _, _) => {
+                return Err(Error::invalid(format!(
+                    "{CERT_ENV} and {KEY_ENV} need {CACERT_ENV}: the CA that signs the \
+                     servers' certificates"
+                )))
+            }
+        }
         config.check_acl_mode()?;
         Ok(config)
+    }
+
+    /// TLS to every host, trusting the CA in `ca` (PEM), with a client
+    /// certificate and its key (PEM files; both or neither) for an x509
+    /// identity.
+    pub fn with_tls_files(
+        self,
+        ca: &Path,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Self> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid(format!("cannot read the {what} {}", path.display())).with_source(e)
+            })
+        };
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Some((read(cert, "client certificate")?, read(key, "client key")?))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "set both {CERT_ENV} and {KEY_ENV}, or neither"
+                )))
+            }
+        };
+        Ok(self.with_tls(read(ca, "CA certificate")?, identity))
+    }
+
+    /// TLS to every host, trusting `ca_pem`, with a client certificate and
+    /// its private key (PEM) for an x509 identity.
+    pub fn with_tls(mut self, ca_pem: String, identity: Option<(String, String)>) -> Self {
+        self.tls = Some(Tls {
+            ca: ca_pem,
+            identity,
+        });
+        self
     }
 
     /// Confines every path under `chroot` (created if missing).
@@ -106,10 +182,16 @@ impl ZooKeeperConfig {
         Ok(self)
     }
 
+    /// Whether this process presents an identity (digest or certificate).
+    pub(crate) fn has_identity(&self) -> bool {
+        self.digest.is_some() || self.tls.as_ref().is_some_and(|t| t.identity.is_some())
+    }
+
     fn check_acl_mode(&self) -> Result<()> {
-        if self.acl_mode == AclMode::Creator && self.digest.is_none() {
+        if self.acl_mode == AclMode::Creator && !self.has_identity() {
             return Err(Error::invalid(format!(
-                "acl=creator needs an identity to create nodes for: set {DIGEST_ENV}"
+                "acl=creator needs an identity to create nodes for: set {DIGEST_ENV} or \
+                 {CERT_ENV}"
             )));
         }
         Ok(())
@@ -142,6 +224,13 @@ impl fmt::Debug for ZooKeeperConfig {
             .field("chroot", &self.chroot)
             .field("session_timeout", &self.session_timeout)
             .field("digest", &self.digest.as_ref().map(|_| "<redacted>"))
+            .field(
+                "tls",
+                &self.tls.as_ref().map(|tls| match tls.identity {
+                    Some(_) => "with a client certificate",
+                    None => "server certificate only",
+                }),
+            )
             .field("acl_mode", &self.acl_mode)
             .finish()
     }

@@ -29,4 +29,4 @@ mod watch;
 pub use access::{apply_policy, check_policy, stored_policy};
 pub use acl::{digest_identity, validate_policy, AclMode};
 pub use backend::ZooKeeperCoordinator;
-pub use config::{ZooKeeperConfig, DIGEST_ENV};
+pub use config::{ZooKeeperConfig, CACERT_ENV, CERT_ENV, DIGEST_ENV, KEY_ENV};

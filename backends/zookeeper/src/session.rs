@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use zookeeper_client as zk;
 
 use crate::acl::{AclMode, AclSource, NodeAcls};
-use crate::config::ZooKeeperConfig;
+use crate::config::{Tls, ZooKeeperConfig};
 use crate::error::from_zk;
 
 /// State shared by the coordinator handle, the supervisor and watch tasks.
@@ -29,7 +29,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: ZooKeeperConfig, client: zk::Client) -> Arc<Self> {
-        let acls = AclSource::new(config.acl_mode, config.digest.is_some());
+        let acls = AclSource::new(config.acl_mode, config.has_identity());
         Arc::new(Shared {
             config,
             client: RwLock::new(Some(client)),
@@ -100,7 +100,16 @@ pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client>
         connector = connector.with_auth("digest", digest.as_bytes());
     }
     let hosts = config.connect_string();
-    let client = connector.connect(&hosts).await.map_err(|e| {
+    let connected = match &config.tls {
+        Some(tls) => {
+            connector
+                .with_tls(tls_options(tls)?)
+                .secure_connect(&hosts)
+                .await
+        }
+        None => connector.connect(&hosts).await,
+    };
+    let client = connected.map_err(|e| {
         let kind = match e {
             zk::Error::AuthFailed => ErrorKind::Unauthorized,
             _ => ErrorKind::Unavailable,
@@ -121,7 +130,7 @@ pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client>
         .await
         .map_err(|e| from_zk(e, &config.chroot))?;
     if exists.is_none() {
-        let acls = match (config.acl_mode, config.digest.is_some()) {
+        let acls = match (config.acl_mode, config.has_identity()) {
             (AclMode::Policy, _) => {
                 return Err(Error::new(
                     ErrorKind::Unauthorized,
@@ -143,6 +152,30 @@ pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client>
     client
         .chroot(config.chroot.as_str())
         .map_err(|_| Error::invalid(format!("invalid chroot {}", config.chroot)))
+}
+
+/// TLS settings for zookeeper-client: trust the CA, present the client
+/// certificate when there is one.
+fn tls_options(tls: &Tls) -> Result<zk::TlsOptions> {
+    // zookeeper-client builds its TLS with the process's default crypto
+    // provider, which rustls cannot pick by itself when more than one is
+    // compiled in: choose ring unless the program already chose.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another thread installing one is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let invalid = |what: &str, e: zk::Error| {
+        Error::invalid(format!("the ZooKeeper {what} is not usable PEM")).with_source(e)
+    };
+    let options = zk::TlsOptions::new()
+        .with_pem_ca(&tls.ca)
+        .map_err(|e| invalid("CA certificate", e))?;
+    match &tls.identity {
+        Some((cert, key)) => options
+            .with_pem_identity(cert, key)
+            .map_err(|e| invalid("client certificate or key", e)),
+        None => Ok(options),
+    }
 }
 
 /// Follows the session's state until shutdown: publishes suspensions and
