@@ -9,6 +9,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::OnceCell;
 
+use crate::certificates::TestCertificates;
 use crate::harness::skip;
 use crate::servers::{LocalServer, S3Credentials, ServerKind};
 
@@ -73,6 +74,55 @@ pub async fn private_server(kind: ServerKind, test: &str) -> Option<LocalServer>
     match LocalServer::start(kind, &dir).await {
         Ok(server) => Some(server.remove_dir_on_drop()),
         Err(e) => panic!("cannot start a private {kind:?} for {test}: {e}"),
+    }
+}
+
+/// An etcd of the test's own that serves clients over TLS and requires
+/// client certificates, with certificates made for `clients` (common
+/// names) and `root`.
+pub async fn private_tls_etcd(
+    test: &str,
+    clients: &[&str],
+) -> Option<(LocalServer, TestCertificates)> {
+    if !LocalServer::available(ServerKind::Etcd) || !TestCertificates::available() {
+        return missing(
+            ServerKind::Etcd,
+            test,
+            "a TLS etcd needs the etcd binary and the openssl command (see scripts/test)",
+        );
+    }
+    let dir = scratch_dir(ServerKind::Etcd);
+    let mut names = vec!["root"];
+    names.extend_from_slice(clients);
+    let certificates = TestCertificates::create(&dir.join("certificates"), &names)
+        .unwrap_or_else(|e| panic!("cannot make certificates for {test}: {e}"));
+    match LocalServer::start_etcd_with_tls(&dir, certificates.clone()).await {
+        Ok(server) => Some((server.remove_dir_on_drop(), certificates)),
+        Err(e) => panic!("cannot start a private TLS etcd for {test}: {e}"),
+    }
+}
+
+/// A ZooKeeper of the test's own that also serves clients over TLS
+/// (`LocalServer::tls_endpoint`), knowing them by their certificates'
+/// subjects, with certificates made for `clients` (common names).
+pub async fn private_tls_zookeeper(
+    test: &str,
+    clients: &[&str],
+) -> Option<(LocalServer, TestCertificates)> {
+    if !LocalServer::available(ServerKind::ZooKeeper) || !TestCertificates::available() {
+        return missing(
+            ServerKind::ZooKeeper,
+            test,
+            "a TLS ZooKeeper needs Java, the zookeeper package and the openssl command \
+             (see scripts/test)",
+        );
+    }
+    let dir = scratch_dir(ServerKind::ZooKeeper);
+    let certificates = TestCertificates::create(&dir.join("certificates"), clients)
+        .unwrap_or_else(|e| panic!("cannot make certificates for {test}: {e}"));
+    match LocalServer::start_zookeeper_with_tls(&dir, certificates.clone()).await {
+        Ok(server) => Some((server.remove_dir_on_drop(), certificates)),
+        Err(e) => panic!("cannot start a private TLS ZooKeeper for {test}: {e}"),
     }
 }
 

@@ -6,7 +6,9 @@
 //! Each test gets its own namespace (ZooKeeper chroot, etcd key prefix), so
 //! tests run in parallel against one shared server.
 
+pub mod access;
 pub mod blob_store;
+pub mod certificates;
 pub mod config_store;
 pub mod coordinator;
 pub mod discovery;

@@ -11,9 +11,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::certificates::TestCertificates;
+
 /// Where Debian's `zookeeper` package puts the server, unless
 /// `KINGPIN_ZOOKEEPER_CLASSPATH` says otherwise.
 const ZOOKEEPER_CLASSPATH: &str = "/etc/zookeeper/conf_example:/usr/share/java/zookeeper.jar";
+/// Appended to the class path of a ZooKeeper with a TLS port (Debian's
+/// `libnetty-java`, which the `zookeeper` package depends on).
+const NETTY_TLS_CLASSPATH: &str =
+    ":/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which server.
@@ -52,6 +58,10 @@ pub struct LocalServer {
     remove_dir_on_drop: bool,
     s3_secret: String,
     s3_region: Option<String>,
+    /// TLS with client certificates, and the one port besides the client
+    /// port it needs: etcd's plain health port, ZooKeeper's TLS client port
+    /// (its plain client port stays, for the health probe).
+    tls: Option<(TestCertificates, u16)>,
 }
 
 /// Why a server could not be started.
@@ -108,6 +118,57 @@ impl LocalServer {
             remove_dir_on_drop: false,
             s3_secret: format!("secret-{:016x}", rand::random::<u64>()),
             s3_region,
+            tls: None,
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// Starts a ZooKeeper that also serves clients over TLS
+    /// ([`tls_endpoint`](Self::tls_endpoint)), requires a client certificate
+    /// signed by `certificates`' CA there, and knows such clients by their
+    /// certificate's subject (`x509:CN=…`, ZooKeeper's x509 auth provider).
+    pub async fn start_zookeeper_with_tls(
+        dir: &Path,
+        certificates: TestCertificates,
+    ) -> Result<Self, StartError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut server = LocalServer {
+            kind: ServerKind::ZooKeeper,
+            dir: dir.to_owned(),
+            client_port: free_port().map_err(|e| e.to_string())?,
+            peer_port: free_port().map_err(|e| e.to_string())?,
+            child: None,
+            remove_dir_on_drop: false,
+            s3_secret: String::new(),
+            s3_region: None,
+            tls: Some((certificates, free_port().map_err(|e| e.to_string())?)),
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// Starts an etcd that serves clients over TLS only and requires a
+    /// client certificate signed by `certificates`' CA
+    /// (`--client-cert-auth`: with auth enabled, the certificate's common
+    /// name is the user).
+    pub async fn start_etcd_with_tls(
+        dir: &Path,
+        certificates: TestCertificates,
+    ) -> Result<Self, StartError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut server = LocalServer {
+            kind: ServerKind::Etcd,
+            dir: dir.to_owned(),
+            client_port: free_port().map_err(|e| e.to_string())?,
+            peer_port: free_port().map_err(|e| e.to_string())?,
+            child: None,
+            remove_dir_on_drop: false,
+            s3_secret: String::new(),
+            s3_region: None,
+            tls: Some((certificates, free_port().map_err(|e| e.to_string())?)),
         };
         server.resume().await?;
         Ok(server)
@@ -140,6 +201,15 @@ impl LocalServer {
         format!("127.0.0.1:{}", self.client_port)
     }
 
+    /// `host:port` TLS clients connect to, for a server started with TLS.
+    pub fn tls_endpoint(&self) -> Option<String> {
+        match (&self.tls, self.kind) {
+            (Some((_, port)), ServerKind::ZooKeeper) => Some(format!("127.0.0.1:{port}")),
+            (Some(_), _) => Some(self.endpoint()),
+            (None, _) => None,
+        }
+    }
+
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -152,6 +222,58 @@ impl LocalServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// etcd only: adds `root` (with the root role) and `users`, each
+    /// `(name, password)`, then enables auth, as an operator would before
+    /// `kingpin acl setup`. From then on every client needs credentials.
+    pub async fn enable_etcd_auth(
+        &self,
+        root_password: &str,
+        users: &[(String, String)],
+    ) -> Result<(), StartError> {
+        if self.kind != ServerKind::Etcd {
+            return Err(format!("{:?} has no etcd auth to enable", self.kind));
+        }
+        let fail = |what: &str, e: etcd_client::Error| format!("etcd auth setup: {what}: {e}");
+        let mut client = etcd_client::Client::connect([self.endpoint()], self.root_options()?)
+            .await
+            .map_err(|e| fail("connect", e))?;
+        client
+            .user_add("root", root_password, None)
+            .await
+            .map_err(|e| fail("user add root", e))?;
+        // The root role may already exist (it is built in on some versions).
+        let _ = client.role_add("root").await;
+        client
+            .user_grant_role("root", "root")
+            .await
+            .map_err(|e| fail("grant root", e))?;
+        for (name, password) in users {
+            client
+                .user_add(name.as_str(), password.as_str(), None)
+                .await
+                .map_err(|e| fail("user add", e))?;
+        }
+        client
+            .auth_enable()
+            .await
+            .map_err(|e| fail("auth enable", e))?;
+        Ok(())
+    }
+
+    /// How root connects: over TLS with the `root` client certificate when
+    /// the server wants one.
+    fn root_options(&self) -> Result<Option<etcd_client::ConnectOptions>, StartError> {
+        let Some((certificates, _)) = &self.tls else {
+            return Ok(None);
+        };
+        let read = |path: PathBuf| std::fs::read_to_string(&path).map_err(|e| e.to_string());
+        let (cert, key) = certificates.client("root");
+        let tls = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(read(certificates.ca())?))
+            .identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        Ok(Some(etcd_client::ConnectOptions::new().with_tls(tls)))
     }
 
     /// Starts the process again on the same ports and data.
@@ -177,28 +299,81 @@ impl LocalServer {
         let data = self.dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
         let config = self.dir.join("zoo.cfg");
-        let text = format!(
+        let mut text = format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\n\
              admin.enableServer=false\nminSessionTimeout=1000\nmaxSessionTimeout=60000\n\
              maxClientCnxns=0\n4lw.commands.whitelist=ruok,srvr,mntr\n",
             data.display(),
             self.client_port
         );
-        std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut command = Command::new("java");
+        if let Some((certificates, secure_port)) = &self.tls {
+            text.push_str(&format!(
+                "secureClientPort={secure_port}\nsecureClientPortAddress=127.0.0.1\n"
+            ));
+            // ZooKeeper's PEM key store holds the key and the certificate.
+            let (cert, key) = certificates.server();
+            let key_store = self.dir.join("server.pem");
+            let pem = [key, cert]
+                .iter()
+                .map(std::fs::read_to_string)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?
+                .concat();
+            std::fs::write(&key_store, pem).map_err(|e| e.to_string())?;
+            for (property, value) in [
+                (
+                    "serverCnxnFactory",
+                    "org.apache.zookeeper.server.NettyServerCnxnFactory".to_owned(),
+                ),
+                (
+                    "authProvider.x509",
+                    "org.apache.zookeeper.server.auth.X509AuthenticationProvider".to_owned(),
+                ),
+                ("ssl.keyStore.location", key_store.display().to_string()),
+                ("ssl.keyStore.type", "PEM".to_owned()),
+                (
+                    "ssl.trustStore.location",
+                    certificates.ca().display().to_string(),
+                ),
+                ("ssl.trustStore.type", "PEM".to_owned()),
+                ("ssl.clientAuth", "need".to_owned()),
+            ] {
+                command.arg(format!("-Dzookeeper.{property}={value}"));
+            }
+        }
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        let mut classpath = zookeeper_classpath();
+        if self.tls.is_some() {
+            // Netty's codec and resolver, which the TLS port needs and the
+            // zookeeper.jar manifest's class path leaves out (Debian).
+            classpath.push_str(NETTY_TLS_CLASSPATH);
+        }
         command
             .arg("-Xmx256m")
             .arg("-cp")
-            .arg(zookeeper_classpath())
+            .arg(classpath)
             .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
             .arg(config);
         Ok(command)
     }
 
     fn etcd_command(&self) -> Command {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut command = Command::new("etcd");
+        if let Some((certificates, health_port)) = &self.tls {
+            let (cert, key) = certificates.server();
+            command
+                .arg(format!("--cert-file={}", cert.display()))
+                .arg(format!("--key-file={}", key.display()))
+                .arg(format!("--trusted-ca-file={}", certificates.ca().display()))
+                .arg("--client-cert-auth")
+                .arg(format!(
+                    "--listen-metrics-urls=http://127.0.0.1:{health_port}"
+                ));
+        }
         command
             .arg("--name=kingpin-test")
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
@@ -238,7 +413,13 @@ impl LocalServer {
     /// etcd's `/health`. A server has no event to await.
     async fn wait_ready(&mut self) -> Result<(), StartError> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        // A TLS etcd answers its health probe on its plain metrics port; a
+        // TLS ZooKeeper keeps its plain client port for the probe.
+        let probe_port = match (&self.tls, self.kind) {
+            (Some((_, health_port)), ServerKind::Etcd) => *health_port,
+            _ => self.client_port,
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], probe_port).into();
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {

@@ -8,6 +8,7 @@
 //! `Arc<dyn Coordinator>` and never names a backend.
 #![deny(missing_docs)]
 
+pub mod access;
 mod backoff;
 mod blob;
 pub mod config;

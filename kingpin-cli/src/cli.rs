@@ -140,6 +140,10 @@ pub enum Command {
     /// reads which environment's view.
     #[command(subcommand, name = "env")]
     Env(crate::commands::environment::EnvCommand),
+    /// Least privilege on the coordinator: set up and check which identities
+    /// read, register and write.
+    #[command(subcommand, long_about = ACL_ABOUT)]
+    Acl(AclCommand),
     /// Register a service instance in serverset discovery.SERVICE.ENV while
     /// its health check passes; leave on SIGTERM or SIGINT.
     #[command(long_about = REGISTER_ABOUT)]
@@ -162,6 +166,30 @@ pub enum Command {
         shell: Shell,
     },
 }
+
+const ACL_ABOUT: &str = "\
+Least privilege on the coordinator. An access policy (a TOML file) names
+three kinds of identity:
+
+  readers     the monitor: read everything; create, update and delete
+              their own ephemeral status node under /status
+  registrars  kingpin register, Thrift servers: read everything; join and
+              leave serversets under /discovery
+  writers     the CLI, the console: everything
+
+  anonymous = \"none\"          # or \"read\" (ZooKeeper only)
+  readers = [\"digest:monitor:<digest>\"]
+  registrars = [\"digest:registrar:<digest>\"]
+  writers = [\"digest:admin:<digest>\"]
+
+On ZooKeeper identities are ids (digest:USER:DIGEST from `kingpin acl
+digest USER`, sasl:USER, x509:DN, ip:CIDR) and `setup` gives every node
+its ACL and stores the policy at /acl, which every process follows when it
+creates nodes; it runs as a writer (KINGPIN_ZK_DIGEST=user:password). On
+etcd identities are user names and `setup` creates one role per kind with
+key-range permissions and grants it; it runs as root
+(KINGPIN_ETCD_USER/KINGPIN_ETCD_PASSWORD) on a server with auth enabled.
+SQLite has no access control: file permissions decide.";
 
 const REGISTER_ABOUT: &str = "\
 Register a service instance in serverset discovery.SERVICE.ENV (the node
@@ -249,6 +277,37 @@ pub struct ContentArgs {
     /// Use TEXT as the content.
     #[arg(long, value_name = "TEXT")]
     pub value: Option<String>,
+}
+
+/// Access policy commands.
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Set up a policy on the namespace: store it, create /discovery and
+    /// /status, and give every node (ZooKeeper) or role and user (etcd)
+    /// what the policy says. Exit code 1 if something could not be changed.
+    Setup {
+        /// The policy, a TOML file (see `kingpin acl --help`).
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Report what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Report every node (ZooKeeper) or role and user (etcd) that does not
+    /// match the policy: the stored one, or --policy. Exit code 1 if any.
+    Check {
+        /// Compare with this policy file instead of the stored policy.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// Print the policy stored in the namespace (TOML; JSON with --json).
+    Show,
+    /// Print the ZooKeeper digest identity (digest:USER:DIGEST) of USER,
+    /// the password read from the first line of stdin, for a policy file.
+    Digest {
+        /// The digest user name.
+        user: String,
+    },
 }
 
 /// Versioned config commands.

@@ -9,6 +9,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
+
 use std::sync::Arc;
 
 use kingpin_api::{
@@ -28,7 +30,7 @@ pub use kingpin_api;
 /// | URL | backend |
 /// |---|---|
 /// | `memory://` | in-memory, this process only |
-/// | `zk://h1:2181,h2:2181/chroot?session_timeout=10s` | ZooKeeper (`KINGPIN_ZK_DIGEST` for digest auth) |
+/// | `zk://h1:2181,h2:2181/chroot?session_timeout=10s&acl=auto` | ZooKeeper (`KINGPIN_ZK_DIGEST` for digest auth; `acl` picks node ACLs, see [`kingpin_zookeeper::AclMode`]) |
 /// | `etcd://h1:2379/prefix?lease_ttl=10s` | etcd (`KINGPIN_ETCD_USER`, `KINGPIN_ETCD_PASSWORD`) |
 /// | `sqlite://path/kingpin.db`, `sqlite://` | SQLite, shared by the host's processes (default `.kingpin/kingpin.db`) |
 ///

@@ -1,6 +1,7 @@
 //! Connection settings, from an `etcd://` URL and the environment.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use kingpin_api::{CoordinatorScheme, CoordinatorUrl, Error, Result, DEFAULT_MAX_DATA_SIZE};
@@ -9,6 +10,22 @@ use kingpin_api::{CoordinatorScheme, CoordinatorUrl, Error, Result, DEFAULT_MAX_
 pub const USER_ENV: &str = "KINGPIN_ETCD_USER";
 /// See [`USER_ENV`].
 pub const PASSWORD_ENV: &str = "KINGPIN_ETCD_PASSWORD";
+/// A PEM file of the CA(s) that sign etcd's server certificate: setting it
+/// (or [`CERT_ENV`]) connects with TLS.
+pub const CACERT_ENV: &str = "KINGPIN_ETCD_CACERT";
+/// A PEM client certificate: with `--client-cert-auth`, etcd takes its
+/// common name as the user. Needs [`KEY_ENV`].
+pub const CERT_ENV: &str = "KINGPIN_ETCD_CERT";
+/// The PEM private key of [`CERT_ENV`].
+pub const KEY_ENV: &str = "KINGPIN_ETCD_KEY";
+
+/// TLS to etcd: the CA to trust and, for certificate auth, a client
+/// certificate with its key (PEM).
+#[derive(Clone)]
+pub(crate) struct Tls {
+    pub(crate) ca: String,
+    pub(crate) identity: Option<(String, String)>,
+}
 
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
@@ -20,6 +37,7 @@ pub struct EtcdConfig {
     pub(crate) lease_ttl: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) credentials: Option<(String, String)>,
+    pub(crate) tls: Option<Tls>,
     pub(crate) max_data_size: usize,
 }
 
@@ -33,12 +51,15 @@ impl EtcdConfig {
             lease_ttl: DEFAULT_LEASE_TTL,
             connect_timeout: Duration::from_secs(5),
             credentials: None,
+            tls: None,
             max_data_size: DEFAULT_MAX_DATA_SIZE,
         }
     }
 
     /// Reads `etcd://h1:2379,h2:2379/prefix?lease_ttl=10s&connect_timeout=5s`,
-    /// and credentials from `KINGPIN_ETCD_USER` / `KINGPIN_ETCD_PASSWORD`.
+    /// credentials from `KINGPIN_ETCD_USER` / `KINGPIN_ETCD_PASSWORD`, and
+    /// TLS from `KINGPIN_ETCD_CACERT` and (for certificate auth)
+    /// `KINGPIN_ETCD_CERT` / `KINGPIN_ETCD_KEY`, each a PEM file.
     pub fn from_url(url: &CoordinatorUrl) -> Result<Self> {
         if url.scheme() != CoordinatorScheme::Etcd {
             return Err(Error::invalid(format!("{url} is not an etcd:// URL")));
@@ -63,7 +84,61 @@ impl EtcdConfig {
             }
             _ => {}
         }
+        let file = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+        match (file(CACERT_ENV), file(CERT_ENV), file(KEY_ENV)) {
+            (None, None, None) => {}
+            (Some(ca), cert, key) => {
+                config = config.with_tls_files(
+                    ca.as_ref(),
+                    cert.as_deref().map(Path::new),
+                    key.as_deref().map(Path::new),
+                )?
+            }
+            (None, _, _) => {
+                return Err(Error::invalid(format!(
+                    "{CERT_ENV} and {KEY_ENV} need {CACERT_ENV}: the CA that signs etcd's \
+                     server certificate"
+                )))
+            }
+        }
         Ok(config)
+    }
+
+    /// TLS with the CA in `ca` (PEM) and, for certificate auth, a client
+    /// certificate and its key (PEM files; both or neither).
+    pub fn with_tls_files(
+        self,
+        ca: &Path,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Self> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid(format!("cannot read the {what} {}", path.display())).with_source(e)
+            })
+        };
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Some((read(cert, "client certificate")?, read(key, "client key")?))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "set both {CERT_ENV} and {KEY_ENV}, or neither"
+                )))
+            }
+        };
+        Ok(self.with_tls(read(ca, "CA certificate")?, identity))
+    }
+
+    /// TLS with the CA `ca_pem` and, for certificate auth, a client
+    /// certificate and its private key, both PEM.
+    pub fn with_tls(mut self, ca_pem: String, identity: Option<(String, String)>) -> Self {
+        self.tls = Some(Tls {
+            ca: ca_pem,
+            identity,
+        });
+        self
     }
 
     /// Keeps every key under `prefix` (an absolute path such as `/kingpin`).
@@ -120,6 +195,13 @@ impl fmt::Debug for EtcdConfig {
                     .as_ref()
                     .map(|(user, _)| (user, "<redacted>")),
             )
+            .field(
+                "tls",
+                &self.tls.as_ref().map(|tls| match tls.identity {
+                    Some(_) => "with a client certificate",
+                    None => "server certificate only",
+                }),
+            )
             .finish()
     }
 }
@@ -139,5 +221,11 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
         let short = CoordinatorUrl::parse("etcd://a:2379/kp?lease_ttl=1s").unwrap();
         assert!(EtcdConfig::from_url(&short).is_err());
+        let tls = config.with_tls(
+            "CA".into(),
+            Some(("CERT".into(), "-----BEGIN PRIVATE KEY----- s3cret".into())),
+        );
+        assert!(!format!("{tls:?}").contains("s3cret"));
+        assert!(format!("{tls:?}").contains("with a client certificate"));
     }
 }

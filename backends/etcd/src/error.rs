@@ -13,6 +13,10 @@ pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
                 ErrorKind::Unavailable
             }
             Code::Unauthenticated | Code::PermissionDenied => ErrorKind::Unauthorized,
+            // etcd reports a missing or refused identity as invalid arguments.
+            Code::InvalidArgument if is_identity_refusal(status.message()) => {
+                ErrorKind::Unauthorized
+            }
             Code::NotFound if status.message().contains("lease") => ErrorKind::SessionExpired,
             Code::InvalidArgument | Code::ResourceExhausted
                 if status.message().contains("too large") =>
@@ -37,6 +41,12 @@ pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
         _ => format!("etcd failed during {what}"),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// Whether an etcd message says the client's identity was missing or
+/// refused (`ErrGRPCUserEmpty`, `ErrGRPCAuthFailed`).
+fn is_identity_refusal(message: &str) -> bool {
+    message.contains("user name is empty") || message.contains("authentication failed")
 }
 
 /// Whether a status stands for a failed connection rather than a refusal by

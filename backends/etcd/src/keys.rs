@@ -52,10 +52,66 @@ impl KeyLayout {
         format!("{}/s{}", self.prefix, base).into_bytes()
     }
 
+    /// Every key this layout uses: the prefix followed by `/`.
+    pub fn namespace_prefix(&self) -> Vec<u8> {
+        format!("{}/", self.prefix).into_bytes()
+    }
+
+    /// The keys of `top` and of its descendants down to depth `deepest`,
+    /// with the sequence counters of all of them: exact keys and key
+    /// prefixes, for granting access to a subtree. A subtree is not one key
+    /// range here (depth comes first in a key), so it takes one range per
+    /// depth.
+    pub fn subtree(&self, top: &NodePath, deepest: usize) -> Vec<KeySpan> {
+        let mut spans = vec![
+            KeySpan::Exact(self.node_key(top)),
+            KeySpan::Exact(self.counter_key(top)),
+            KeySpan::Prefix(format!("{}/s{}/", self.prefix, top).into_bytes()),
+        ];
+        for depth in top.depth() + 1..=deepest {
+            spans.push(KeySpan::Prefix(
+                format!("{}/n/{depth:04}{top}/", self.prefix).into_bytes(),
+            ));
+        }
+        spans
+    }
+
     /// The child name of a key found under [`children_prefix`](Self::children_prefix).
     pub fn child_name<'a>(&self, children_prefix: &[u8], key: &'a [u8]) -> Option<&'a str> {
         std::str::from_utf8(key.strip_prefix(children_prefix)?).ok()
     }
+}
+
+/// A set of keys: one key, or every key with a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeySpan {
+    /// This key only.
+    Exact(Vec<u8>),
+    /// Every key starting with these bytes.
+    Prefix(Vec<u8>),
+}
+
+impl KeySpan {
+    /// The `[key, range_end)` etcd uses for it (an empty end: one key).
+    pub fn range(&self) -> (Vec<u8>, Vec<u8>) {
+        match self {
+            KeySpan::Exact(key) => (key.clone(), Vec::new()),
+            KeySpan::Prefix(prefix) => (prefix.clone(), prefix_end(prefix)),
+        }
+    }
+}
+
+/// The first key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff: to the end of the key space.
+    vec![0]
 }
 
 /// Encodes a node's stored value: version, then data.
@@ -114,6 +170,38 @@ mod tests {
             layout.child_name(b"/p/n/0002/a/", b"/p/n/0002/a/b"),
             Some("b")
         );
+    }
+
+    #[test]
+    fn subtrees_are_one_span_per_depth() {
+        let layout = KeyLayout::new("/p");
+        let top = NodePath::parse("/discovery").unwrap();
+        let spans = layout.subtree(&top, 3);
+        assert_eq!(
+            spans,
+            [
+                KeySpan::Exact(b"/p/n/0001/discovery".to_vec()),
+                KeySpan::Exact(b"/p/s/discovery".to_vec()),
+                KeySpan::Prefix(b"/p/s/discovery/".to_vec()),
+                KeySpan::Prefix(b"/p/n/0002/discovery/".to_vec()),
+                KeySpan::Prefix(b"/p/n/0003/discovery/".to_vec()),
+            ]
+        );
+        let member = NodePath::parse("/discovery/svc/prod/member_0000000001").unwrap();
+        let key = layout.node_key(&member);
+        assert!(!spans.iter().any(|s| match s {
+            KeySpan::Prefix(p) => key.starts_with(p),
+            KeySpan::Exact(k) => *k == key,
+        }));
+        let deeper = layout.subtree(&top, 4);
+        assert!(deeper
+            .iter()
+            .any(|s| matches!(s, KeySpan::Prefix(p) if key.starts_with(p))));
+        assert_eq!(
+            KeySpan::Prefix(b"/p/".to_vec()).range(),
+            (b"/p/".to_vec(), b"/p0".to_vec())
+        );
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
     }
 
     #[test]

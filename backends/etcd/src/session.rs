@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use kingpin_api::{Backoff, Error, ErrorKind, Result, SessionEvent, SessionHub, SessionState};
 use tokio::sync::watch;
 
-use crate::config::EtcdConfig;
+use crate::config::{EtcdConfig, Tls};
 use crate::error::from_etcd;
 use crate::keys::KeyLayout;
 
@@ -55,6 +55,9 @@ impl Shared {
             .with_keep_alive_while_idle(true);
         if let Some((user, password)) = &config.credentials {
             options = options.with_user(user.clone(), password.clone());
+        }
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(tls_options(tls));
         }
         let endpoints = config.endpoints_display();
         let client = Client::connect(config.endpoints.clone(), Some(options))
@@ -133,6 +136,16 @@ impl Shared {
             .await
             .map_err(|e| from_etcd(e, "lease grant"))?;
         Ok(granted.id())
+    }
+}
+
+/// TLS settings for etcd-client: trust the CA, present the client
+/// certificate when there is one.
+pub(crate) fn tls_options(tls: &Tls) -> TlsOptions {
+    let options = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca));
+    match &tls.identity {
+        Some((cert, key)) => options.identity(Identity::from_pem(cert, key)),
+        None => options,
     }
 }
 

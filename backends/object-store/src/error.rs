@@ -33,6 +33,11 @@ pub(crate) fn from_object_store(err: object_store::Error, what: &str) -> Error {
         object_store::Error::InvalidPath { .. } => {
             (ErrorKind::InvalidArgument, format!("invalid path {what}"))
         }
+        // A local directory this user may read but not write.
+        object_store::Error::Generic { .. } if is_permission_denied(&err) => (
+            ErrorKind::Unauthorized,
+            format!("the operating system refused to write {what}: permission denied"),
+        ),
         object_store::Error::Generic { .. } => (
             ErrorKind::Unavailable,
             format!("the store failed on {what}"),
@@ -40,6 +45,21 @@ pub(crate) fn from_object_store(err: object_store::Error, what: &str) -> Error {
         _ => (ErrorKind::Backend, format!("the store failed on {what}")),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// Whether an I/O error in the chain is a refused permission (a file or
+/// directory the user may not write).
+fn is_permission_denied(err: &object_store::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The region an S3 server names when a request was signed for another one

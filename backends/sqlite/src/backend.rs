@@ -26,6 +26,10 @@ pub struct SqliteCoordinator {
 impl SqliteCoordinator {
     /// Opens (creating if needed) the database and starts a session.
     ///
+    /// A database file this process may read but not write (the monitor's
+    /// user, when the writer's user owns the file) is opened read-only:
+    /// reads and watches work, and every write is `Unauthorized`.
+    ///
     /// Errors: `Backend` naming the file when it is corrupt or not a SQLite
     /// database; `Unavailable` when it is locked past the busy timeout or
     /// cannot be opened.
@@ -35,7 +39,9 @@ impl SqliteCoordinator {
             .map_err(|e| {
                 Error::new(ErrorKind::Backend, "opening SQLite failed").with_source(e)
             })??;
-        tokio::spawn(keep_alive(shared.clone()));
+        if !shared.read_only {
+            tokio::spawn(keep_alive(shared.clone()));
+        }
         tokio::spawn(watch::poll(shared.clone()));
         Ok(SqliteCoordinator { shared })
     }
@@ -367,7 +373,7 @@ pub(crate) fn reap_sessions(
 #[async_trait]
 impl Coordinator for SqliteCoordinator {
     async fn get(&self, path: &NodePath) -> Result<Node> {
-        self.shared.session()?;
+        self.shared.check_readable()?;
         if path.is_root() {
             return Ok(Node {
                 data: Vec::new(),
@@ -391,7 +397,7 @@ impl Coordinator for SqliteCoordinator {
     }
 
     async fn children(&self, path: &NodePath) -> Result<Vec<String>> {
-        self.shared.session()?;
+        self.shared.check_readable()?;
         let key = path.clone();
         let found = self
             .shared
@@ -428,14 +434,14 @@ impl Coordinator for SqliteCoordinator {
 
     async fn transaction(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
         if ops.is_empty() {
-            self.shared.session()?;
+            self.shared.check_readable()?;
             return Ok(Vec::new());
         }
         self.apply(ops).await
     }
 
     async fn watch(&self, path: &NodePath, kind: WatchKind) -> Result<WatchStream> {
-        self.shared.session()?;
+        self.shared.check_readable()?;
         watch::register(&self.shared, path.clone(), kind).await
     }
 

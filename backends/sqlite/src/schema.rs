@@ -58,6 +58,16 @@ pub(crate) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// The layout version of the database (0 for a new, empty one).
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Whether `version` is the layout this code reads and writes.
+pub(crate) fn is_current(version: i64) -> bool {
+    version == SCHEMA_VERSION
+}
+
 /// A counter from `meta`.
 pub(crate) fn meta(conn: &Connection, key: &str) -> rusqlite::Result<i64> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

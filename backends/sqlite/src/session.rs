@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kingpin_api::{Error, ErrorKind, Result, SessionEvent, SessionHub, SessionState};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, FileControl, OpenFlags, MAIN_DB};
 use tokio::sync::{watch, Notify};
 
 use crate::backend::reap_sessions;
@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) config: SqliteConfig,
     /// Shared by every coordinator of this process on the same file.
     write_gate: Arc<Mutex<()>>,
+    /// The file is not writable for this process: no session, no writes.
+    pub(crate) read_only: bool,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     /// The live session id, 0 while none.
@@ -55,7 +57,7 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn open_connection(config: &SqliteConfig) -> Result<Connection> {
+fn open_connection(config: &SqliteConfig, read_only: bool) -> Result<Connection> {
     let path = &config.path;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -66,9 +68,13 @@ fn open_connection(config: &SqliteConfig) -> Result<Connection> {
             .with_source(e)
         })?;
     }
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
     let conn = Connection::open_with_flags(path, flags).map_err(|e| from_sqlite(e, path))?;
     conn.busy_timeout(config.busy_timeout)
         .map_err(|e| from_sqlite(e, path))?;
@@ -94,18 +100,71 @@ fn write_gate(path: &Path) -> Arc<Mutex<()>> {
     gate
 }
 
+/// Keeps the `-wal` and `-shm` files when the last connection closes, so
+/// that processes that may only read the database (they cannot create
+/// files in its directory) can open it while no writer has it open.
+fn keep_wal_files(conn: &Connection, path: &Path) -> Result<()> {
+    conn.file_control(Some(MAIN_DB), FileControl::PersistWal(&mut 1))
+        .map_err(|e| from_sqlite(e, path))
+}
+
+/// Checks that a database opened read-only has been set up by a writer and
+/// can be read without creating anything.
+fn check_read_only(conn: &Connection, path: &Path) -> Result<()> {
+    let version = schema::version(conn).map_err(|e| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "cannot read SQLite database {} without write access: its -wal and -shm files \
+                 are missing; opening it once as its owner (any kingpin command) leaves them",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    })?;
+    if !schema::is_current(version) {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "SQLite database {} is read-only for this process and has not been set up by a \
+                 writer yet",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Shared {
     /// Opens (creating if needed) the database and starts a session. Blocking.
     pub(crate) fn open(config: SqliteConfig) -> Result<Arc<Self>> {
-        let writer = open_connection(&config)?;
-        schema::prepare(&writer).map_err(|e| from_sqlite(e, &config.path))?;
-        let reader = open_connection(&config)?;
+        // A file the OS will not let us write opens read-only.
+        let writer = open_connection(&config, false)?;
+        let read_only = writer
+            .is_readonly(MAIN_DB)
+            .map_err(|e| from_sqlite(e, &config.path))?;
+        let reader = if read_only {
+            let reader = open_connection(&config, true)?;
+            check_read_only(&reader, &config.path)?;
+            reader
+        } else {
+            schema::prepare(&writer).map_err(|e| from_sqlite(e, &config.path))?;
+            let reader = open_connection(&config, false)?;
+            keep_wal_files(&writer, &config.path)?;
+            keep_wal_files(&reader, &config.path)?;
+            reader
+        };
         let last_seen =
             schema::meta(&reader, "revision").map_err(|e| from_sqlite(e, &config.path))?;
-        let session = new_session(&writer, &config)?;
+        let session = if read_only {
+            0
+        } else {
+            new_session(&writer, &config)?
+        };
         Ok(Arc::new(Shared {
             write_gate: write_gate(&config.path),
             config,
+            read_only,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             session: AtomicI64::new(session),
@@ -132,10 +191,29 @@ impl Shared {
         *self.shutdown.borrow()
     }
 
+    /// Whether reads may go ahead: open, and with a live session unless
+    /// the database is read-only for this process (which has none).
+    pub(crate) fn check_readable(&self) -> Result<()> {
+        if self.read_only && !self.is_shut_down() {
+            return Ok(());
+        }
+        self.session().map(drop)
+    }
+
     /// The live session, or why there is none.
     pub(crate) fn session(&self) -> Result<i64> {
         if self.is_shut_down() {
             return Err(Error::unavailable("the SQLite coordinator is closed"));
+        }
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "this process may only read SQLite database {}: the file is not writable \
+                     for its user",
+                    self.config.path.display()
+                ),
+            ));
         }
         match self.session.load(Ordering::Acquire) {
             0 => Err(Error::new(

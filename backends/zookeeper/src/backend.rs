@@ -11,6 +11,7 @@ use kingpin_api::{
 };
 use zookeeper_client as zk;
 
+use crate::acl::NodeAcls;
 use crate::config::ZooKeeperConfig;
 use crate::error::from_zk;
 use crate::session::{open_session, supervise, Shared};
@@ -44,14 +45,37 @@ impl ZooKeeperCoordinator {
             .transpose()
     }
 
-    fn options(&self, mode: CreateMode) -> zk::CreateOptions<'static> {
-        let mode = match mode {
+    /// How to create a node at `path`: its mode and the ACL it gets.
+    fn options<'a>(acls: &'a NodeAcls, path: &NodePath, mode: CreateMode) -> zk::CreateOptions<'a> {
+        let zk_mode = match mode {
             CreateMode::Persistent => zk::CreateMode::Persistent,
             CreateMode::PersistentSequential => zk::CreateMode::PersistentSequential,
             CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
             CreateMode::EphemeralSequential => zk::CreateMode::EphemeralSequential,
         };
-        mode.with_acls(self.shared.acls())
+        zk_mode.with_acls(acls.for_node(path, mode.is_ephemeral()))
+    }
+
+    /// Creates the missing ancestors of `path`, outermost first, each with
+    /// its own ACL. Existing ones are left alone: creating a node that
+    /// exists still needs the right to create in its parent, which a
+    /// registrar, say, has under `/discovery` but not at the root.
+    async fn create_parents(client: &zk::Client, acls: &NodeAcls, path: &NodePath) -> Result<()> {
+        for ancestor in path.ancestors() {
+            let exists = client
+                .check_stat(ancestor.as_str())
+                .await
+                .map_err(|e| from_zk(e, ancestor.as_str()))?;
+            if exists.is_some() {
+                continue;
+            }
+            let options = Self::options(acls, &ancestor, CreateMode::Persistent);
+            match client.create(ancestor.as_str(), &[], &options).await {
+                Ok(_) | Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(from_zk(e, ancestor.as_str())),
+            }
+        }
+        Ok(())
     }
 
     fn check_op(&self, op: &Op) -> Result<()> {
@@ -142,7 +166,8 @@ impl Coordinator for ZooKeeperCoordinator {
         })?;
         check_data_size(path, data, self.shared.config.max_data_size)?;
         let client = self.shared.client()?;
-        let options = self.options(mode);
+        let acls = self.shared.acls(&client).await?;
+        let options = Self::options(&acls, path, mode);
         let mut created_parents = false;
         loop {
             match client.create(path.as_str(), data, &options).await {
@@ -151,13 +176,7 @@ impl Coordinator for ZooKeeperCoordinator {
                 }
                 Ok(_) => return Ok(path.clone()),
                 Err(zk::Error::NoNode) if !created_parents => {
-                    if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
-                        let dir = self.options(CreateMode::Persistent);
-                        client
-                            .mkdir(parent.as_str(), &dir)
-                            .await
-                            .map_err(|e| from_zk(e, parent.as_str()))?;
-                    }
+                    Self::create_parents(&client, &acls, path).await?;
                     created_parents = true;
                 }
                 Err(e) => return Err(from_zk(e, path.as_str())),
@@ -243,6 +262,11 @@ impl Coordinator for ZooKeeperCoordinator {
             return Ok(Vec::new());
         }
         let client = self.shared.client()?;
+        let acls = if ops.iter().any(|op| matches!(op, Op::Create { .. })) {
+            self.shared.acls(&client).await?
+        } else {
+            Arc::new(NodeAcls::Open)
+        };
         let mut plan: Vec<(Option<usize>, Op)> = ops
             .iter()
             .cloned()
@@ -261,7 +285,7 @@ impl Coordinator for ZooKeeperCoordinator {
                         writer.add_check_version(path.as_str(), v)
                     }
                     Op::Create { path, data, mode } => {
-                        writer.add_create(path.as_str(), data, &self.options(*mode))
+                        writer.add_create(path.as_str(), data, &Self::options(&acls, path, *mode))
                     }
                     Op::Set {
                         path,

@@ -12,13 +12,21 @@
 //! zk.create(&NodePath::parse("/config/x")?, b"{}", CreateMode::Persistent).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Access control: nodes get the ACLs of the namespace's access policy
+//! ([`kingpin_api::access`]) once [`apply_policy`] has stored one; see
+//! [`AclMode`] for the `acl` URL option.
 #![deny(missing_docs)]
 
+mod access;
+mod acl;
 mod backend;
 mod config;
 mod error;
 mod session;
 mod watch;
 
+pub use access::{apply_policy, check_policy, stored_policy};
+pub use acl::{digest_identity, validate_policy, AclMode};
 pub use backend::ZooKeeperCoordinator;
-pub use config::ZooKeeperConfig;
+pub use config::{ZooKeeperConfig, CACERT_ENV, CERT_ENV, DIGEST_ENV, KEY_ENV};

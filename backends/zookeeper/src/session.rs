@@ -8,7 +8,8 @@ use kingpin_api::{Backoff, Error, ErrorKind, Result, SessionEvent, SessionHub, S
 use tokio::sync::watch;
 use zookeeper_client as zk;
 
-use crate::config::ZooKeeperConfig;
+use crate::acl::{AclMode, AclSource, NodeAcls};
+use crate::config::{Tls, ZooKeeperConfig};
 use crate::error::from_zk;
 
 /// State shared by the coordinator handle, the supervisor and watch tasks.
@@ -16,6 +17,8 @@ use crate::error::from_zk;
 pub(crate) struct Shared {
     pub(crate) config: ZooKeeperConfig,
     client: RwLock<Option<zk::Client>>,
+    /// The ACLs of nodes this session creates.
+    acls: AclSource,
     /// Bumped on every reconnect and every new session: each bump is a gap
     /// during which watches may have missed events, so they re-arm and
     /// report `Resync`.
@@ -26,9 +29,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: ZooKeeperConfig, client: zk::Client) -> Arc<Self> {
+        let acls = AclSource::new(config.acl_mode, config.has_identity());
         Arc::new(Shared {
             config,
             client: RwLock::new(Some(client)),
+            acls,
             generation: watch::Sender::new(0),
             hub: SessionHub::new(SessionState::Connected),
             shutdown: watch::Sender::new(false),
@@ -63,12 +68,9 @@ impl Shared {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(client);
     }
 
-    pub(crate) fn acls(&self) -> zk::Acls<'static> {
-        if self.config.digest.is_some() {
-            zk::Acls::creator_all()
-        } else {
-            zk::Acls::anyone_all()
-        }
+    /// What nodes created now get (see [`AclSource`]).
+    pub(crate) async fn acls(&self, client: &zk::Client) -> Result<Arc<NodeAcls>> {
+        self.acls.current(client).await
     }
 
     /// Stops the background tasks and marks the session closed for good.
@@ -86,7 +88,9 @@ impl Shared {
     }
 }
 
-/// Opens a session and, with a chroot, creates the chroot if missing.
+/// Opens a session and, with a chroot, creates the chroot if missing (open,
+/// or the creator's own with an identity: a new namespace has no policy
+/// yet; `kingpin acl setup` gives it one).
 pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client> {
     let mut connector = zk::Client::connector().with_session_timeout(config.session_timeout);
     if let Some(timeout) = config.connection_timeout {
@@ -96,7 +100,16 @@ pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client>
         connector = connector.with_auth("digest", digest.as_bytes());
     }
     let hosts = config.connect_string();
-    let client = connector.connect(&hosts).await.map_err(|e| {
+    let connected = match &config.tls {
+        Some(tls) => {
+            connector
+                .with_tls(tls_options(tls)?)
+                .secure_connect(&hosts)
+                .await
+        }
+        None => connector.connect(&hosts).await,
+    };
+    let client = connected.map_err(|e| {
         let kind = match e {
             zk::Error::AuthFailed => ErrorKind::Unauthorized,
             _ => ErrorKind::Unavailable,
@@ -110,18 +123,59 @@ pub(crate) async fn open_session(config: &ZooKeeperConfig) -> Result<zk::Client>
     if config.chroot.is_empty() {
         return Ok(client);
     }
-    let acls = if config.digest.is_some() {
-        zk::Acls::creator_all()
-    } else {
-        zk::Acls::anyone_all()
-    };
-    client
-        .mkdir(&config.chroot, &zk::CreateMode::Persistent.with_acls(acls))
+    // Only when missing: creating an existing node still needs the right to
+    // create in its parent, which a policy may not grant.
+    let exists = client
+        .check_stat(&config.chroot)
         .await
         .map_err(|e| from_zk(e, &config.chroot))?;
+    if exists.is_none() {
+        let acls = match (config.acl_mode, config.has_identity()) {
+            (AclMode::Policy, _) => {
+                return Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "acl=policy, but the namespace {} does not exist, so it has no access \
+                         policy; run `kingpin acl setup` first",
+                        config.chroot
+                    ),
+                ))
+            }
+            (AclMode::Open, _) | (AclMode::Auto, false) => zk::Acls::anyone_all(),
+            (AclMode::Creator, _) | (AclMode::Auto, true) => zk::Acls::creator_all(),
+        };
+        client
+            .mkdir(&config.chroot, &zk::CreateMode::Persistent.with_acls(acls))
+            .await
+            .map_err(|e| from_zk(e, &config.chroot))?;
+    }
     client
         .chroot(config.chroot.as_str())
         .map_err(|_| Error::invalid(format!("invalid chroot {}", config.chroot)))
+}
+
+/// TLS settings for zookeeper-client: trust the CA, present the client
+/// certificate when there is one.
+fn tls_options(tls: &Tls) -> Result<zk::TlsOptions> {
+    // zookeeper-client builds its TLS with the process's default crypto
+    // provider, which rustls cannot pick by itself when more than one is
+    // compiled in: choose ring unless the program already chose.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another thread installing one is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let invalid = |what: &str, e: zk::Error| {
+        Error::invalid(format!("the ZooKeeper {what} is not usable PEM")).with_source(e)
+    };
+    let options = zk::TlsOptions::new()
+        .with_pem_ca(&tls.ca)
+        .map_err(|e| invalid("CA certificate", e))?;
+    match &tls.identity {
+        Some((cert, key)) => options
+            .with_pem_identity(cert, key)
+            .map_err(|e| invalid("client certificate or key", e)),
+        None => Ok(options),
+    }
 }
 
 /// Follows the session's state until shutdown: publishes suspensions and

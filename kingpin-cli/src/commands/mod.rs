@@ -2,6 +2,7 @@
 //! backends it needs through [`Context`], so invalid input never touches
 //! (or creates) anything.
 
+mod acl;
 mod backends;
 mod config;
 mod decider;
@@ -69,6 +70,7 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Metaconfig(command) => metaconfig::run(command, ctx).await,
         Command::Dep(command) => dep::run(command, ctx).await,
         Command::Env(command) => environment::run(command, ctx).await,
+        Command::Acl(command) => acl::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
