@@ -130,10 +130,14 @@ pub async fn bad_keys_rejected(store: &dyn BlobStore) {
     );
 }
 
-/// Generates one `#[tokio::test]` per blob case. `$store` is an async
-/// function `(&'static str) -> Option<S>` with `S: Deref<Target = dyn
-/// BlobStore>` or a store, giving a store confined to a fresh prefix for the
-/// named case; `None` means the run opted out of external servers.
+/// Generates one test per blob case. `$store` is an async function
+/// `(&'static str) -> Option<P>` giving, for the named case, a store
+/// confined to a fresh prefix behind a pointer: `P` is a `Box` or an `Arc`
+/// of a concrete store or of `dyn BlobStore` (a store by value does not
+/// compile). `None` means the run opted out of external servers.
+///
+/// The tests are plain `#[test]`s that run the case on a runtime of the
+/// kit's own: the calling crate needs no `tokio`.
 #[macro_export]
 macro_rules! blob_store_suite {
     ($store:path) => {
@@ -142,11 +146,13 @@ macro_rules! blob_store_suite {
     };
     (@cases $store:path; $($case:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                if let Some(store) = $store(stringify!($case)).await {
-                    $crate::blob_store::$case(&*store).await;
-                }
+            #[test]
+            fn $case() {
+                $crate::harness::run_case(async {
+                    if let Some(store) = $store(stringify!($case)).await {
+                        $crate::blob_store::$case(&*store).await;
+                    }
+                });
             }
         )*
     };

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use kingpin_api::decider::ManagedDecider;
 use kingpin_api::managed::{
     managed_data_name, ManagedHashMap, ManagedJson, ManagedList, ManagedMappedList,
@@ -18,7 +19,11 @@ use kingpin_api::managed::{
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
 use kingpin_api::{
     BlobKey, BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator, ErrorKind, NodePath,
+    WatchEvent, WatchKind,
 };
+
+use crate::coordinator::PROMPT_EVENT_TIMEOUT;
+use crate::harness::{skip_unless, Capability};
 
 pub use crate::environments::{
     environment_associations_at_scale, environment_bad_input_writes_nothing,
@@ -33,6 +38,10 @@ pub trait ConfigBackends: Send + Sync {
     async fn session(&self) -> Arc<dyn Coordinator>;
     /// The test's blob store.
     fn blobs(&self) -> Arc<dyn BlobStore>;
+    /// Short backend name for messages (skips, failures).
+    fn name(&self) -> &str {
+        "config"
+    }
 }
 
 async fn store(backends: &dyn ConfigBackends) -> ConfigStore {
@@ -410,9 +419,111 @@ pub async fn metaconfig_dependencies(backends: &dyn ConfigBackends) {
     assert_eq!(resolved.metaconfigs.len(), 2);
 }
 
-/// Generates one `#[tokio::test]` per case for a backend pair. `$backends`
-/// is an async fn taking the case name and returning
-/// `Option<impl ConfigBackends>` (`None`: the run opted out of servers).
+/// What each case of the config suite relies on of the coordinator: a
+/// case whose backend lacks one is skipped, and says so.
+pub const CASE_NEEDS: &[(&str, &[Capability])] = &[
+    ("metaconfig_dependencies", &[Capability::Transactions]),
+    ("config_watchers_see_every_write", &[Capability::Watches]),
+    (
+        "environment_inheritance_at_depth_3",
+        &[Capability::Transactions],
+    ),
+    (
+        "environment_writers_never_clobber_views",
+        &[Capability::Transactions],
+    ),
+    (
+        "environment_associations_at_scale",
+        &[Capability::Transactions, Capability::Watches],
+    ),
+    ("environment_delete_and_pin", &[Capability::Transactions]),
+    ("environment_export_and_import", &[Capability::Transactions]),
+    (
+        "environment_bad_input_writes_nothing",
+        &[Capability::Transactions],
+    ),
+];
+
+fn needs_of(case: &str) -> &'static [Capability] {
+    CASE_NEEDS
+        .iter()
+        .find(|(name, _)| *name == case)
+        .map_or(&[], |(_, needs)| needs)
+}
+
+/// Whether `case` must be skipped (and says so) because the coordinator
+/// lacks a capability it relies on, as listed in [`CASE_NEEDS`]. Run by
+/// [`config_suite!`](crate::config_suite) before each case.
+pub async fn skipped(backends: &dyn ConfigBackends, case: &str) -> bool {
+    let needs = needs_of(case);
+    if needs.is_empty() {
+        return false;
+    }
+    let session = backends.session().await;
+    let capabilities = session.capabilities();
+    let _ = session.close().await;
+    skip_unless(backends.name(), case, &capabilities, needs)
+}
+
+/// Prints, past the test harness's capture, one line with the config cases
+/// the coordinator's declared capabilities skip.
+pub async fn print_capabilities_summary(backends: &dyn ConfigBackends) {
+    let session = backends.session().await;
+    let capabilities = session.capabilities();
+    let _ = session.close().await;
+    let skipped: Vec<&str> = CASE_NEEDS
+        .iter()
+        .filter(|(_, needs)| !crate::harness::missing(&capabilities, needs).is_empty())
+        .map(|(name, _)| *name)
+        .collect();
+    let mut line = format!(
+        "CAPABILITIES {} (config suite): {} config cases skip",
+        backends.name(),
+        skipped.len()
+    );
+    if !skipped.is_empty() {
+        line.push_str(&format!(": {}", skipped.join(", ")));
+    }
+    crate::harness::uncaptured(&line);
+}
+
+/// A host following a config sees every write to it, one at a time, each
+/// within [`PROMPT_EVENT_TIMEOUT`]: a coordinator whose watches lose events
+/// leaves a host on an old version, and fails here in seconds.
+pub async fn config_watchers_see_every_write(backends: &dyn ConfigBackends) {
+    let host = store(backends).await;
+    let writer = store(backends).await;
+    let config = name("config.watched.flags");
+    let mut watch = host
+        .coordinator()
+        .watch(config.node_path(), WatchKind::Data)
+        .await
+        .unwrap();
+    for i in 0..8 {
+        let content = format!("{{\"generation\": {i}}}");
+        writer
+            .write(&config, Bytes::from(content.clone()), &change("next"))
+            .await
+            .unwrap();
+        match tokio::time::timeout(PROMPT_EVENT_TIMEOUT, watch.next()).await {
+            Ok(Some(WatchEvent::Changed | WatchEvent::Resync)) => {}
+            Ok(other) => panic!("write {i}: {other:?} instead of Changed"),
+            Err(_) => panic!("write {i} was not reported within {PROMPT_EVENT_TIMEOUT:?}"),
+        }
+        let seen = host.read(&config).await.unwrap().expect("written");
+        assert_eq!(seen.content, content.as_bytes(), "after write {i}");
+    }
+}
+
+/// Generates one test per case for a backend pair, and a
+/// `config_capabilities_summary` test that prints which cases the
+/// coordinator's declared capabilities skip. `$backends` is an async fn
+/// taking the case name and returning `Option<impl ConfigBackends>`
+/// (`None`: the run opted out of servers). Cases relying on a capability
+/// the coordinator lacks ([`CASE_NEEDS`]) are skipped, and say so.
+///
+/// The tests are plain `#[test]`s that run the case on a runtime of the
+/// kit's own: the calling crate needs no `tokio`.
 #[macro_export]
 macro_rules! config_suite {
     ($backends:path) => {
@@ -427,20 +538,34 @@ macro_rules! config_suite {
             failure_between_blob_put_and_cas_keeps_the_old_version,
             history_rollback_and_gc,
             metaconfig_dependencies,
+            config_watchers_see_every_write,
             environment_inheritance_at_depth_3,
             environment_writers_never_clobber_views,
             environment_associations_at_scale,
             environment_delete_and_pin,
             environment_export_and_import,
             environment_bad_input_writes_nothing);
+
+        #[test]
+        fn config_capabilities_summary() {
+            $crate::harness::run_case(async {
+                if let Some(backends) = $backends("config_capabilities_summary").await {
+                    $crate::config_store::print_capabilities_summary(&backends).await;
+                }
+            });
+        }
     };
     (@cases $backends:path; $($case:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                if let Some(backends) = $backends(stringify!($case)).await {
-                    $crate::config_store::$case(&backends).await;
-                }
+            #[test]
+            fn $case() {
+                $crate::harness::run_case(async {
+                    if let Some(backends) = $backends(stringify!($case)).await {
+                        if !$crate::config_store::skipped(&backends, stringify!($case)).await {
+                            $crate::config_store::$case(&backends).await;
+                        }
+                    }
+                });
             }
         )*
     };

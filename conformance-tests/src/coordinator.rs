@@ -2,6 +2,7 @@
 //! [`Harness`], that every backend runs through
 //! [`coordinator_suite!`](crate::coordinator_suite).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -9,8 +10,18 @@ use kingpin_api::{
     Coordinator, CreateMode, ErrorKind, NodePath, Op, OpResult, SessionEvent, SessionState,
     WatchEvent, WatchKind, WatchStream,
 };
+use tokio::sync::Barrier;
 
+pub(crate) use crate::capabilities::skipped;
+pub use crate::capabilities::{
+    missing_capabilities_are_unsupported, sessions_share_the_namespace, CASE_NEEDS,
+};
 use crate::harness::{skip, Harness};
+
+/// How long [`every_change_reported_promptly`] waits for each event: an
+/// event arrives in milliseconds, so a lost one fails the case in seconds
+/// rather than after [`EVENT_TIMEOUT`].
+pub const PROMPT_EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a case waits for an event the backend owes it. Events arrive in
 /// milliseconds; this bound only turns a lost event into a failure instead
@@ -141,7 +152,14 @@ pub async fn create_makes_missing_parents(h: &dyn Harness) {
         assert_eq!(node.data, b"", "{parent} is empty");
         assert_eq!(node.stat.ephemeral_owner, None, "{parent} is persistent");
     }
-    // An ephemeral leaf still gets persistent parents.
+}
+
+/// An ephemeral leaf still gets persistent parents.
+pub async fn ephemeral_leaf_gets_persistent_parents(h: &dyn Harness) {
+    let c = h.connect().await;
+    if skipped(h, &*c, "ephemeral_leaf_gets_persistent_parents") {
+        return;
+    }
     c.create(&p("/e1/e2/leaf"), b"", CreateMode::Ephemeral)
         .await
         .unwrap();
@@ -188,12 +206,13 @@ pub async fn compare_and_set_conflicts(h: &dyn Harness) {
 /// Sequential names carry a 10-digit counter that grows within the parent.
 pub async fn sequential_ordering(h: &dyn Harness) {
     let c = h.connect().await;
-    if !c.capabilities().sequential_nodes {
-        return skip(h.name(), "sequential_ordering", "no sequential nodes");
+    if skipped(h, &*c, "sequential_ordering") {
+        return;
     }
+    let ephemeral = c.capabilities().ephemeral_nodes;
     let mut names = Vec::new();
     for i in 0..12 {
-        let mode = if i % 2 == 0 {
+        let mode = if i % 2 == 0 || !ephemeral {
             CreateMode::PersistentSequential
         } else {
             CreateMode::EphemeralSequential
@@ -267,9 +286,10 @@ pub async fn children_listing(h: &dyn Harness) {
 /// A transaction applies all of its operations or none.
 pub async fn transactions_all_or_nothing(h: &dyn Harness) {
     let c = h.connect().await;
-    if !c.capabilities().transactions {
-        return skip(h.name(), "transactions_all_or_nothing", "no transactions");
+    if skipped(h, &*c, "transactions_all_or_nothing") {
+        return;
     }
+    let sequential = c.capabilities().sequential_nodes;
     c.create(&p("/tx/a"), b"a0", CreateMode::Persistent)
         .await
         .unwrap();
@@ -277,40 +297,40 @@ pub async fn transactions_all_or_nothing(h: &dyn Harness) {
         .await
         .unwrap();
 
-    let results = c
-        .transaction(vec![
-            Op::Check {
-                path: p("/tx/a"),
-                version: 0,
-            },
-            Op::Create {
-                path: p("/tx/new/deep"),
-                data: b"n".to_vec(),
-                mode: CreateMode::Persistent,
-            },
-            Op::Set {
-                path: p("/tx/new/deep"),
-                data: b"n2".to_vec(),
-                expected_version: Some(0),
-            },
-            Op::Set {
-                path: p("/tx/a"),
-                data: b"a1".to_vec(),
-                expected_version: Some(0),
-            },
-            Op::Delete {
-                path: p("/tx/gone"),
-                expected_version: None,
-            },
-            Op::Create {
-                path: p("/tx/s-"),
-                data: vec![],
-                mode: CreateMode::PersistentSequential,
-            },
-        ])
-        .await
-        .unwrap();
-    assert_eq!(results.len(), 6);
+    let mut ops = vec![
+        Op::Check {
+            path: p("/tx/a"),
+            version: 0,
+        },
+        Op::Create {
+            path: p("/tx/new/deep"),
+            data: b"n".to_vec(),
+            mode: CreateMode::Persistent,
+        },
+        Op::Set {
+            path: p("/tx/new/deep"),
+            data: b"n2".to_vec(),
+            expected_version: Some(0),
+        },
+        Op::Set {
+            path: p("/tx/a"),
+            data: b"a1".to_vec(),
+            expected_version: Some(0),
+        },
+        Op::Delete {
+            path: p("/tx/gone"),
+            expected_version: None,
+        },
+    ];
+    if sequential {
+        ops.push(Op::Create {
+            path: p("/tx/s-"),
+            data: vec![],
+            mode: CreateMode::PersistentSequential,
+        });
+    }
+    let results = c.transaction(ops).await.unwrap();
+    assert_eq!(results.len(), if sequential { 6 } else { 5 });
     assert_eq!(results[0], OpResult::Checked);
     assert_eq!(results[1], OpResult::Created(p("/tx/new/deep")));
     assert!(
@@ -321,7 +341,8 @@ pub async fn transactions_all_or_nothing(h: &dyn Harness) {
     assert!(matches!(results[3], OpResult::Set(s) if s.version == 1));
     assert_eq!(results[4], OpResult::Deleted);
     assert!(
-        matches!(&results[5], OpResult::Created(path) if path.name().starts_with("s-") && path.name().len() == 12)
+        !sequential
+            || matches!(&results[5], OpResult::Created(path) if path.name().starts_with("s-") && path.name().len() == 12)
     );
     assert_eq!(
         data(&*c, "/tx/new/deep").await,
@@ -413,8 +434,8 @@ pub async fn transactions_all_or_nothing(h: &dyn Harness) {
 /// sessions' watches see it go.
 pub async fn ephemeral_removed_on_close(h: &dyn Harness) {
     let observer = h.connect().await;
-    if !observer.capabilities().ephemeral_nodes {
-        return skip(h.name(), "ephemeral_removed_on_close", "no ephemeral nodes");
+    if skipped(h, &*observer, "ephemeral_removed_on_close") {
+        return;
     }
     let owner = h.connect().await;
     let path = p("/eph/close");
@@ -459,12 +480,8 @@ pub async fn ephemeral_removed_on_close(h: &dyn Harness) {
 /// reports the expiry, builds a new session, and the owner can re-create it.
 pub async fn ephemeral_removed_on_expiry(h: &dyn Harness) {
     let observer = h.connect().await;
-    if !observer.capabilities().ephemeral_nodes {
-        return skip(
-            h.name(),
-            "ephemeral_removed_on_expiry",
-            "no ephemeral nodes",
-        );
+    if skipped(h, &*observer, "ephemeral_removed_on_expiry") {
+        return;
     }
     let owner = h.connect().await;
     let path = p("/eph/expire");
@@ -512,6 +529,9 @@ pub async fn ephemeral_removed_on_expiry(h: &dyn Harness) {
 /// node that does not exist yet.
 pub async fn data_watch_events(h: &dyn Harness) {
     let c = h.connect().await;
+    if skipped(h, &*c, "data_watch_events") {
+        return;
+    }
     let writer = h.connect().await;
     let path = p("/watch/data");
     let mut watch = c.watch(&path, WatchKind::Data).await.unwrap();
@@ -555,6 +575,10 @@ pub async fn data_watch_events(h: &dyn Harness) {
 /// A children watch reports children created and deleted.
 pub async fn children_watch_events(h: &dyn Harness) {
     let c = h.connect().await;
+    if skipped(h, &*c, "children_watch_events") {
+        return;
+    }
+    let ephemeral = c.capabilities().ephemeral_nodes;
     let writer = h.connect().await;
     let parent = p("/watch/kids");
     writer
@@ -571,7 +595,15 @@ pub async fn children_watch_events(h: &dyn Harness) {
         WatchEvent::Changed
     );
     writer
-        .create(&p("/watch/kids/b"), b"", CreateMode::Ephemeral)
+        .create(
+            &p("/watch/kids/b"),
+            b"",
+            if ephemeral {
+                CreateMode::Ephemeral
+            } else {
+                CreateMode::Persistent
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -586,7 +618,7 @@ pub async fn children_watch_events(h: &dyn Harness) {
     );
     assert_eq!(c.children(&parent).await.unwrap(), ["b"]);
     // A grandchild is not a child; the next event is for the ephemeral child
-    // leaving with its session.
+    // leaving with its session (or deleted, without ephemeral nodes).
     writer
         .create(
             &p("/watch/kids/b-dir/grandchild"),
@@ -599,7 +631,11 @@ pub async fn children_watch_events(h: &dyn Harness) {
         next_event(&mut watch, "b-dir created as a parent").await,
         WatchEvent::Changed
     );
-    writer.close().await.unwrap();
+    if ephemeral {
+        writer.close().await.unwrap();
+    } else {
+        writer.delete(&p("/watch/kids/b"), None).await.unwrap();
+    }
     until_reread(&mut watch, "the ephemeral child leaving", || async {
         c.children(&parent).await.unwrap() == ["b-dir"]
     })
@@ -630,6 +666,9 @@ pub async fn children_watch_events(h: &dyn Harness) {
 /// version is missed.
 pub async fn watch_survives_session_expiry(h: &dyn Harness) {
     let c = h.connect().await;
+    if skipped(h, &*c, "watch_survives_session_expiry") {
+        return;
+    }
     let writer = h.connect().await;
     let path = p("/watch/expiry");
     writer
@@ -674,6 +713,9 @@ pub async fn watch_survives_server_restart(h: &dyn Harness) {
         );
     }
     let c = h.connect().await;
+    if skipped(h, &*c, "watch_survives_server_restart") {
+        return;
+    }
     let path = p("/watch/restart");
     c.create(&path, b"before", CreateMode::Persistent)
         .await
@@ -768,52 +810,92 @@ pub async fn outage_gives_retryable_errors(h: &dyn Harness) {
     assert_eq!(data(&*c, "/outage/node").await, b"after");
 }
 
-/// N sessions doing compare-and-set increments on one counter lose none.
+/// N sessions doing compare-and-set increments on one counter: in each
+/// round every session reads the same version before any of them writes
+/// (the interleaving is forced, not hoped for), so exactly one write per
+/// round wins and the others get `BadVersion`. A backend that ignores the
+/// expected version lets every write win and fails here every time.
 pub async fn concurrent_cas_increments(h: &dyn Harness) {
     const WRITERS: usize = 4;
-    const INCREMENTS: usize = 25;
+    const ROUNDS: usize = 10;
     let setup = h.connect().await;
     let path = p("/cas/counter");
     setup
         .create(&path, b"0", CreateMode::Persistent)
         .await
         .unwrap();
+    let barrier = Arc::new(Barrier::new(WRITERS));
     let mut tasks = Vec::new();
     for _ in 0..WRITERS {
         let session = h.connect().await;
         let path = path.clone();
+        let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
-            let mut conflicts = 0;
-            for _ in 0..INCREMENTS {
-                loop {
-                    let node = session.get(&path).await.unwrap();
-                    let n: usize = std::str::from_utf8(&node.data).unwrap().parse().unwrap();
-                    match session
-                        .set(
-                            &path,
-                            (n + 1).to_string().as_bytes(),
-                            Some(node.stat.version),
-                        )
-                        .await
-                    {
-                        Ok(_) => break,
-                        Err(e) if e.kind() == ErrorKind::BadVersion => conflicts += 1,
-                        Err(e) => panic!("increment failed: {e}"),
-                    }
+            let mut wins = 0;
+            for _ in 0..ROUNDS {
+                let node = session.get(&path).await.unwrap();
+                let n: usize = std::str::from_utf8(&node.data).unwrap().parse().unwrap();
+                // Everyone has read before anyone writes.
+                barrier.wait().await;
+                match session
+                    .set(
+                        &path,
+                        (n + 1).to_string().as_bytes(),
+                        Some(node.stat.version),
+                    )
+                    .await
+                {
+                    Ok(_) => wins += 1,
+                    Err(e) if e.kind() == ErrorKind::BadVersion => {}
+                    Err(e) => panic!("increment failed: {e}"),
                 }
+                // Everyone has written before anyone reads again.
+                barrier.wait().await;
             }
-            conflicts
+            wins
         }));
     }
+    let mut wins = 0;
     for task in tasks {
-        task.await.unwrap();
+        wins += task.await.unwrap();
     }
-    let node = setup.get(&path).await.unwrap();
     assert_eq!(
-        std::str::from_utf8(&node.data).unwrap(),
-        (WRITERS * INCREMENTS).to_string()
+        wins, ROUNDS,
+        "{WRITERS} sessions set the version they all read: exactly one per round may win"
     );
-    assert_eq!(node.stat.version as usize, WRITERS * INCREMENTS);
+    let node = setup.get(&path).await.unwrap();
+    assert_eq!(std::str::from_utf8(&node.data).unwrap(), ROUNDS.to_string());
+    assert_eq!(node.stat.version as usize, ROUNDS);
+}
+
+/// Every change is reported, one write at a time, each within
+/// [`PROMPT_EVENT_TIMEOUT`]: a watch that loses events fails here in
+/// seconds.
+pub async fn every_change_reported_promptly(h: &dyn Harness) {
+    let c = h.connect().await;
+    if skipped(h, &*c, "every_change_reported_promptly") {
+        return;
+    }
+    let writer = h.connect().await;
+    let path = p("/watch/each");
+    let mut watch = c.watch(&path, WatchKind::Data).await.unwrap();
+    for i in 0..12 {
+        let value = i.to_string();
+        if i == 0 {
+            writer
+                .create(&path, value.as_bytes(), CreateMode::Persistent)
+                .await
+                .unwrap();
+        } else {
+            writer.set(&path, value.as_bytes(), None).await.unwrap();
+        }
+        match tokio::time::timeout(PROMPT_EVENT_TIMEOUT, watch.next()).await {
+            Ok(Some(WatchEvent::Changed | WatchEvent::Resync)) => {}
+            Ok(other) => panic!("write {i}: {other:?} instead of Changed"),
+            Err(_) => panic!("write {i} was not reported within {PROMPT_EVENT_TIMEOUT:?}"),
+        }
+        assert_eq!(data(&*c, "/watch/each").await, value.as_bytes());
+    }
 }
 
 /// Malformed paths never reach a backend; oversized data is `TooLarge`, and
@@ -857,6 +939,23 @@ pub async fn bad_input_rejected(h: &dyn Harness) {
             .kind(),
         ErrorKind::TooLarge
     );
+    assert_eq!(c.get(&path).await.unwrap().data.len(), limit);
+    let err = c.set(&path, b"x", Some(u64::MAX)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadVersion);
+}
+
+/// An oversized operation fails its transaction with `TooLarge` at its
+/// index, and the operations before it are not applied.
+pub async fn oversized_operation_fails_its_transaction(h: &dyn Harness) {
+    let c = h.connect().await;
+    if skipped(h, &*c, "oversized_operation_fails_its_transaction") {
+        return;
+    }
+    let limit = c.capabilities().max_data_size;
+    let path = p("/big/tx");
+    c.create(&path, &vec![7u8; limit], CreateMode::Persistent)
+        .await
+        .unwrap();
     let err = c
         .transaction(vec![
             Op::Set {
@@ -876,14 +975,15 @@ pub async fn bad_input_rejected(h: &dyn Harness) {
         (err.kind(), err.operation_index()),
         (ErrorKind::TooLarge, Some(1))
     );
-    assert_eq!(c.get(&path).await.unwrap().data.len(), limit);
-    let err = c.set(&path, b"x", Some(u64::MAX)).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::BadVersion);
+    assert_eq!(c.get(&path).await.unwrap().data, vec![7u8; limit]);
 }
 
 /// Closing ends the session's watch streams and session state.
 pub async fn close_ends_watches(h: &dyn Harness) {
     let c = h.connect().await;
+    if skipped(h, &*c, "close_ends_watches") {
+        return;
+    }
     let mut watch = c.watch(&p("/closing"), WatchKind::Data).await.unwrap();
     assert_eq!(c.session_state(), SessionState::Connected);
     c.close().await.unwrap();
@@ -895,21 +995,29 @@ pub async fn close_ends_watches(h: &dyn Harness) {
     assert_eq!(c.session_state(), SessionState::Closed);
 }
 
-/// Generates one `#[tokio::test]` per conformance case for a backend.
+/// Generates one test per conformance case for a backend, and a
+/// `capabilities_summary` test that prints which cases the backend's
+/// declared capabilities skip.
 ///
 /// `$harness` is an async function `(ServerNeeds, &'static str) ->
 /// Option<impl Harness>` taking what the case needs of its server and the
 /// case's name; `None` means the run opted out of external servers and the
 /// case is skipped (with a message).
+///
+/// The tests are plain `#[test]`s that run the case on a runtime of the
+/// kit's own: the calling crate needs no `tokio`.
 #[macro_export]
 macro_rules! coordinator_suite {
     ($harness:path) => {
         $crate::coordinator_suite!(@cases $harness, coordinator, $crate::ServerNeeds::Shared;
-            create_get_set_delete, create_makes_missing_parents, compare_and_set_conflicts,
+            create_get_set_delete, create_makes_missing_parents,
+            ephemeral_leaf_gets_persistent_parents, compare_and_set_conflicts,
             sequential_ordering, children_listing, transactions_all_or_nothing,
             ephemeral_removed_on_close, ephemeral_removed_on_expiry, data_watch_events,
-            children_watch_events, watch_survives_session_expiry,
-            concurrent_cas_increments, bad_input_rejected, close_ends_watches);
+            children_watch_events, every_change_reported_promptly,
+            watch_survives_session_expiry, concurrent_cas_increments, bad_input_rejected,
+            oversized_operation_fails_its_transaction, close_ends_watches,
+            missing_capabilities_are_unsupported, sessions_share_the_namespace);
         $crate::coordinator_suite!(@cases $harness, coordinator, $crate::ServerNeeds::Restartable;
             watch_survives_server_restart, outage_gives_retryable_errors);
         $crate::coordinator_suite!(@cases $harness, discovery, $crate::ServerNeeds::Shared;
@@ -917,14 +1025,25 @@ macro_rules! coordinator_suite {
             serverset_reads_members_of_other_clients, serverset_hosts_provider_follows_members);
         $crate::coordinator_suite!(@cases $harness, discovery, $crate::ServerNeeds::Restartable;
             serverset_member_survives_server_restart);
+
+        #[test]
+        fn capabilities_summary() {
+            $crate::harness::run_case(async {
+                if let Some(harness) = $harness($crate::ServerNeeds::Shared, "capabilities_summary").await {
+                    $crate::capabilities::print_capabilities_summary(&harness).await;
+                }
+            });
+        }
     };
     (@cases $harness:path, $module:ident, $needs:expr; $($case:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                if let Some(harness) = $harness($needs, stringify!($case)).await {
-                    $crate::$module::$case(&harness).await;
-                }
+            #[test]
+            fn $case() {
+                $crate::harness::run_case(async {
+                    if let Some(harness) = $harness($needs, stringify!($case)).await {
+                        $crate::$module::$case(&harness).await;
+                    }
+                });
             }
         )*
     };

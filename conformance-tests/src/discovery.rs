@@ -8,7 +8,7 @@ use kingpin_api::discovery::{alive_endpoints, Member, MemberStatus, ServerSet, M
 use kingpin_api::{Coordinator, CreateMode, WatchStream};
 use kingpin_client::{Endpoint, HostsProvider};
 
-use crate::coordinator::{next_event, p, EVENT_TIMEOUT};
+use crate::coordinator::{next_event, p, skipped, EVENT_TIMEOUT};
 use crate::harness::{skip, Harness};
 
 fn serverset(c: &Arc<dyn Coordinator>) -> ServerSet {
@@ -44,14 +44,15 @@ fn endpoints(members: &[Member]) -> Vec<String> {
         .collect()
 }
 
+/// Whether `case` runs: the serverset cases need ephemeral sequential
+/// nodes (and most of them watches), as listed in
+/// [`CASE_NEEDS`](crate::coordinator::CASE_NEEDS).
 fn needs_ephemeral(h: &dyn Harness, c: &dyn Coordinator, case: &str) -> bool {
-    if c.capabilities().ephemeral_nodes && c.capabilities().sequential_nodes {
-        return true;
-    }
-    skip(h.name(), case, "no ephemeral sequential nodes");
-    false
+    !skipped(h, c, case)
 }
 
+/// Members joining and leaving are seen by a reader's watch, as
+/// ephemeral sequential nodes in the member format, in join order.
 pub async fn serverset_join_and_leave(h: &dyn Harness) {
     // Each session is kept whole: a harness may route it through a proxy
     // that lives as long as the session value.
@@ -106,6 +107,8 @@ pub async fn serverset_join_and_leave(h: &dyn Harness) {
     .await;
 }
 
+/// A member whose session expires is created again on the new session,
+/// exactly once, and no twin is left behind.
 pub async fn serverset_member_survives_session_expiry(h: &dyn Harness) {
     let service = h.connect().await;
     let reader_test_session = h.connect().await;
@@ -140,6 +143,8 @@ pub async fn serverset_member_survives_session_expiry(h: &dyn Harness) {
     assert!(reader.members().await.unwrap().is_empty());
 }
 
+/// Across a server restart a reader ends up seeing the member exactly
+/// once, whether the session survived or a new one re-created it.
 pub async fn serverset_member_survives_server_restart(h: &dyn Harness) {
     if !h.can_restart_server() {
         return skip(
@@ -180,6 +185,10 @@ pub async fn serverset_member_survives_server_restart(h: &dyn Harness) {
     .await;
 }
 
+/// Members written by other clients (Finagle's JSON with extra fields,
+/// KingPin's empty `<id>-<host:port>` nodes) are read; a member that is
+/// not alive and a node that is not a member are left out of the
+/// endpoints.
 pub async fn serverset_reads_members_of_other_clients(h: &dyn Harness) {
     let other_session = h.connect().await;
     let other = other_session.coordinator.clone();
@@ -248,6 +257,8 @@ async fn until_hosts(
     }
 }
 
+/// A hosts provider follows members joining and leaving, starts on its
+/// fallback, and refuses the update that would empty its list.
 pub async fn serverset_hosts_provider_follows_members(h: &dyn Harness) {
     let session = h.connect().await;
     let c = session.coordinator.clone();

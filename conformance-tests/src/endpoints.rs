@@ -17,14 +17,7 @@ use crate::servers::{LocalServer, S3Credentials, ServerKind};
 /// (each says it skipped). Without it, a missing server fails the test.
 pub const SKIP_EXTERNAL_ENV: &str = "KINGPIN_TEST_SKIP_EXTERNAL";
 
-/// What a test needs of its server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerNeeds {
-    /// Any server; the run's shared one is fine.
-    Shared,
-    /// A server of the test's own, which it may stop and restart.
-    Restartable,
-}
+pub use crate::harness::ServerNeeds;
 
 fn env_var(kind: ServerKind) -> &'static str {
     match kind {

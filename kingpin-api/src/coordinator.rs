@@ -277,6 +277,34 @@ impl Capabilities {
         self.shared_between_processes = false;
         self
     }
+
+    /// This set without session-bound nodes: `create` in an ephemeral mode
+    /// is `Unsupported`.
+    pub const fn without_ephemeral_nodes(mut self) -> Self {
+        self.ephemeral_nodes = false;
+        self
+    }
+
+    /// This set without counter-suffixed names: `create` in a sequential
+    /// mode is `Unsupported`.
+    pub const fn without_sequential_nodes(mut self) -> Self {
+        self.sequential_nodes = false;
+        self
+    }
+
+    /// This set without transactions: `transaction` is `Unsupported`, and
+    /// the backend implements `create`, `set` and `delete` itself instead of
+    /// the defaults, which run one-operation transactions.
+    pub const fn without_transactions(mut self) -> Self {
+        self.transactions = false;
+        self
+    }
+
+    /// This set without watches: `watch` is `Unsupported`.
+    pub const fn without_watches(mut self) -> Self {
+        self.watches = false;
+        self
+    }
 }
 
 /// A hierarchical namespace of small nodes: ZooKeeper's model, which etcd and
