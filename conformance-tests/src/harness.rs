@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use kingpin_api::{Coordinator, Result};
@@ -72,6 +73,27 @@ pub trait Harness: Send + Sync {
         self.stop_server().await;
         self.start_server().await;
     }
+
+    /// How another OS process opens a session on this test's namespace,
+    /// for cases that kill a process; `None` when sessions cannot be
+    /// shared between processes (the in-memory coordinator).
+    fn peer_session(&self) -> Option<PeerSession> {
+        None
+    }
+}
+
+/// A session another OS process can open on a harness's namespace.
+#[derive(Debug, Clone)]
+pub struct PeerSession {
+    /// The URL to give `kingpin::open_coordinator`.
+    pub url: String,
+    /// The session timeout (lease TTL) the URL asks for: how long after
+    /// the process dies its ephemeral nodes may live.
+    pub session_timeout: Duration,
+    /// How much later still a dead session may be noticed, where the
+    /// backend's servers do not expire sessions themselves (SQLite: the
+    /// live processes reap dead sessions at their heartbeats).
+    pub reaping_delay: Duration,
 }
 
 /// Reports a case skipped for a missing capability: on stderr, and in the

@@ -14,12 +14,13 @@ pub mod endpoints;
 pub mod harness;
 pub mod latency;
 pub mod partition;
+pub mod recipes;
 pub mod s3;
 pub mod server_harness;
 pub mod servers;
 
 pub use endpoints::ServerNeeds;
-pub use harness::{Harness, TestSession};
+pub use harness::{Harness, PeerSession, TestSession};
 
 /// A suffix unique to this process and call, for namespaces and scratch
 /// directories.

@@ -487,6 +487,9 @@ impl Runner {
                 command = self.commands.recv() => match command {
                     Some(Command::ReleaseSet(reply)) => {
                         let released = self.release_all().await;
+                        // Published before answering, so the caller never
+                        // sees `Release` after its release_set returned.
+                        self.publish(PartitionState::Allocating, Vec::new());
                         let _ = reply.send(released);
                         return Exit::Reallocate;
                     }
@@ -513,10 +516,20 @@ impl Runner {
     async fn fail(mut self) {
         self.held.clear();
         self.publish(PartitionState::Failed, Vec::new());
-        // Answer whoever asks from now on.
+        // Answer whoever asks from now on, until `finish`.
         while let Some(command) = self.commands.recv().await {
-            let (Command::ReleaseSet(reply) | Command::Finish(reply)) = command;
-            let _ = reply.send(Ok(()));
+            match command {
+                Command::ReleaseSet(reply) => {
+                    let _ = reply.send(Err(Error::InvalidArgument(
+                        "release_set is for the Release state; the partitioner has failed"
+                            .to_owned(),
+                    )));
+                }
+                Command::Finish(reply) => {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+            }
         }
     }
 
