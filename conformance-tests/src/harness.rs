@@ -40,6 +40,14 @@ impl TestSession {
     }
 }
 
+impl std::fmt::Debug for TestSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSession")
+            .field("coordinator", &self.coordinator)
+            .finish()
+    }
+}
+
 impl std::ops::Deref for TestSession {
     type Target = dyn Coordinator;
     fn deref(&self) -> &Self::Target {

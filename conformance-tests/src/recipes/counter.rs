@@ -16,7 +16,7 @@ const COUNTER: &str = "/recipes/counter";
 async fn add_concurrently(h: &dyn Harness, clients: usize, additions: usize, period: u64) -> u64 {
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let faulty = FaultyCoordinator::new(h.connect().await.coordinator.clone());
+        let faulty = FaultyCoordinator::connect(h).await;
         faulty.lose_every_nth_transaction_reply(period);
         let counter = Counter::new(faulty.clone(), p(COUNTER));
         tasks.push(tokio::spawn(async move {

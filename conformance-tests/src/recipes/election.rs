@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::peer::Peer;
 use super::{p, within};
 use crate::harness::{skip, Harness};
-use crate::recipes::lock::until_children;
+use crate::recipes::lock::{hold_after_outage, until_children};
 
 const ELECTION: &str = "/recipes/election";
 const WRITES: &str = "/recipes/leader-writes";
@@ -126,6 +126,7 @@ pub async fn leader_is_not_leader_while_suspended(h: &dyn Harness) {
         .campaign()
         .await
         .unwrap();
+    let session_before = session.session_id();
     let mut state = leadership.watch_state();
     h.stop_server().await;
     within(
@@ -137,13 +138,8 @@ pub async fn leader_is_not_leader_while_suspended(h: &dyn Harness) {
     assert!(!leadership.is_leader());
     within("until_not_leader", leadership.until_not_leader()).await;
     h.start_server().await;
-    within(
-        "the leadership to come back",
-        state.wait_for(|s| *s == HoldState::Held),
-    )
-    .await
-    .unwrap();
-    assert!(leadership.is_leader());
+    let back = hold_after_outage(&*session, session_before, &leadership).await;
+    assert_eq!(leadership.is_leader(), back);
 }
 
 /// The leader runs in another process, killed with SIGKILL; a candidate

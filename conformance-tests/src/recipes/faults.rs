@@ -12,6 +12,8 @@ use kingpin_api::{
 };
 use tokio::sync::watch;
 
+use crate::harness::{Harness, TestSession};
+
 /// Wraps a session: forwards every call, but loses the replies of chosen
 /// creates and transactions *after* the server applied them (as a
 /// connection dropping at the wrong moment does), and records every watch.
@@ -26,12 +28,27 @@ pub struct FaultyCoordinator {
     injected: AtomicU64,
     watches: Mutex<Vec<(NodePath, WatchKind)>>,
     watch_count: watch::Sender<usize>,
+    /// The session this wraps, when it owns it: dropping a test session
+    /// can end it (a ZooKeeper session's proxy goes with it).
+    session: Option<TestSession>,
 }
 
 impl FaultyCoordinator {
     /// Wraps `inner`, losing nothing until told to.
     pub fn new(inner: Arc<dyn Coordinator>) -> Arc<Self> {
-        Arc::new(FaultyCoordinator {
+        Arc::new(Self::wrapping(inner))
+    }
+
+    /// A new session of `h`, wrapped and kept alive as long as the wrapper.
+    pub async fn connect(h: &dyn Harness) -> Arc<Self> {
+        let session = h.connect().await;
+        let mut faulty = Self::wrapping(session.coordinator.clone());
+        faulty.session = Some(session);
+        Arc::new(faulty)
+    }
+
+    fn wrapping(inner: Arc<dyn Coordinator>) -> Self {
+        FaultyCoordinator {
             inner,
             lost_creates: AtomicU64::new(0),
             transaction_period: AtomicU64::new(0),
@@ -39,7 +56,8 @@ impl FaultyCoordinator {
             injected: AtomicU64::new(0),
             watches: Mutex::new(Vec::new()),
             watch_count: watch::Sender::new(0),
-        })
+            session: None,
+        }
     }
 
     /// Loses the replies of the next `n` creates that succeed.

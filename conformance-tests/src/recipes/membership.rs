@@ -53,6 +53,13 @@ pub async fn party_members_are_seen_and_kept_through_expiry(h: &dyn Harness) {
         }
     })
     .await;
+    let mut present = a.watch_presence();
+    within(
+        "the membership to see itself back",
+        present.wait_for(|here| *here),
+    )
+    .await
+    .unwrap();
     assert!(a.is_member());
 
     a.leave().await.unwrap();
