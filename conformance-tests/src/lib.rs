@@ -12,6 +12,7 @@ pub mod coordinator;
 pub mod discovery;
 pub mod endpoints;
 pub mod harness;
+pub mod kazoo;
 pub mod latency;
 pub mod partition;
 pub mod recipes;
