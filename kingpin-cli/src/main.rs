@@ -25,6 +25,12 @@
 //! `kingpin register` runs until SIGTERM or SIGINT and exits 0 once it has
 //! left its serverset; it logs to stderr through `tracing` (`RUST_LOG`).
 //!
+//! `kingpin lock` and `kingpin elect` run a command (no shell) while a lock
+//! or leadership is held and exit with the command's status (128+N when a
+//! signal N killed it), printing nothing more; 4 when `lock --timeout`
+//! passed without the lock, 5 when the hold was lost and the command
+//! stopped.
+//!
 //! Errors go to stderr as `kingpin: <kind>: <message>`, or with `--json`
 //! as `{"error":{"kind":"not_found","message":"..."}}`. Names and values
 //! are validated before any backend is opened, so invalid input writes

@@ -7,8 +7,11 @@ mod config;
 mod decider;
 mod dep;
 mod dev;
+mod elect;
+mod held_command;
 mod json;
 mod list;
+mod lock;
 mod map;
 mod mapped_list;
 mod metaconfig;
@@ -68,6 +71,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Metaconfig(command) => metaconfig::run(command, ctx).await,
         Command::Dep(command) => dep::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
+        Command::Lock(args) => lock::run(args, ctx).await,
+        Command::Elect(args) => elect::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),

@@ -119,7 +119,7 @@ fn shutdown_signals() -> std::io::Result<impl Future<Output = ()>> {
 
 /// Logs to stderr: `info` (`warn` with `--quiet`) unless `RUST_LOG` says
 /// otherwise.
-fn init_logging(quiet: bool) {
+pub(super) fn init_logging(quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
