@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use kingpin_api::{Capabilities, Coordinator, Result};
@@ -50,6 +51,14 @@ impl TestSession {
     }
 }
 
+impl std::fmt::Debug for TestSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSession")
+            .field("coordinator", &self.coordinator)
+            .finish()
+    }
+}
+
 impl std::ops::Deref for TestSession {
     type Target = dyn Coordinator;
     fn deref(&self) -> &Self::Target {
@@ -92,6 +101,27 @@ pub trait Harness: Send + Sync {
         self.stop_server().await;
         self.start_server().await;
     }
+
+    /// How another OS process opens a session on this test's namespace,
+    /// for cases that kill a process; `None` when sessions cannot be
+    /// shared between processes (the in-memory coordinator).
+    fn peer_session(&self) -> Option<PeerSession> {
+        None
+    }
+}
+
+/// A session another OS process can open on a harness's namespace.
+#[derive(Debug, Clone)]
+pub struct PeerSession {
+    /// The URL to give `kingpin::open_coordinator`.
+    pub url: String,
+    /// The session timeout (lease TTL) the URL asks for: how long after
+    /// the process dies its ephemeral nodes may live.
+    pub session_timeout: Duration,
+    /// How much later still a dead session may be noticed, where the
+    /// backend's servers do not expire sessions themselves (SQLite: the
+    /// live processes reap dead sessions at their heartbeats).
+    pub reaping_delay: Duration,
 }
 
 /// One of the [`Capabilities`] a case may rely on.

@@ -34,9 +34,13 @@ pub mod discovery;
 pub mod endpoints;
 pub mod environments;
 pub mod harness;
+#[cfg(feature = "servers")]
+pub mod kazoo;
 pub mod latency;
 #[cfg(feature = "servers")]
 pub mod partition;
+#[cfg(feature = "recipes")]
+pub mod recipes;
 #[cfg(feature = "servers")]
 pub mod s3;
 #[cfg(feature = "servers")]
@@ -53,7 +57,7 @@ pub mod sigv4;
 /// one's own.
 pub use async_trait::async_trait;
 pub use config_store::ConfigBackends;
-pub use harness::{Capability, Harness, ServerNeeds, TestSession};
+pub use harness::{Capability, Harness, PeerSession, ServerNeeds, TestSession};
 /// The kingpin API the suites test, re-exported so a test file names the
 /// same version the kit was built with.
 pub use kingpin_api;

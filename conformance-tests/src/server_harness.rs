@@ -6,12 +6,15 @@ use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
 use crate::endpoints::{private_server, shared_endpoint, ServerNeeds};
-use crate::harness::{Harness, TestSession};
+use crate::harness::{Harness, PeerSession, TestSession};
 use crate::servers::{LocalServer, ServerKind};
 use crate::unique_namespace;
 
 /// Opens a session on `endpoint` confined to `namespace` (chroot, prefix).
 pub type Connector = fn(endpoint: String, namespace: String) -> BoxFuture<'static, TestSession>;
+
+/// How another process opens a session on `endpoint` in `namespace`.
+pub type PeerConnector = fn(endpoint: &str, namespace: &str) -> PeerSession;
 
 /// A harness on a real server. See the module docs.
 pub struct ServerHarness {
@@ -20,6 +23,7 @@ pub struct ServerHarness {
     namespace: String,
     server: Option<Mutex<LocalServer>>,
     connect: Connector,
+    peer: Option<PeerConnector>,
 }
 
 impl ServerHarness {
@@ -45,7 +49,14 @@ impl ServerHarness {
             namespace: unique_namespace(),
             server,
             connect,
+            peer: None,
         })
+    }
+
+    /// Lets cases start other processes on this harness's namespace.
+    pub fn with_peer(mut self, peer: PeerConnector) -> Self {
+        self.peer = Some(peer);
+        self
     }
 }
 
@@ -66,6 +77,10 @@ impl Harness for ServerHarness {
     async fn stop_server(&self) {
         let server = self.server.as_ref().expect("a restartable harness");
         server.lock().await.stop();
+    }
+
+    fn peer_session(&self) -> Option<PeerSession> {
+        self.peer.map(|peer| peer(&self.endpoint, &self.namespace))
     }
 
     async fn start_server(&self) {

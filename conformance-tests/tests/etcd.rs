@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use kingpin_conformance_tests::server_harness::ServerHarness;
 use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::{coordinator_suite, ServerNeeds, TestSession};
+use kingpin_conformance_tests::{
+    coordinator_suite, recipes_suite, PeerSession, ServerNeeds, TestSession,
+};
 use kingpin_etcd::{EtcdConfig, EtcdCoordinator};
 
 async fn harness(needs: ServerNeeds, case: &'static str) -> Option<ServerHarness> {
@@ -26,6 +28,20 @@ async fn harness(needs: ServerNeeds, case: &'static str) -> Option<ServerHarness
         })
     })
     .await
+    .map(|harness| harness.with_peer(peer_session))
+}
+
+/// Another process's session, with a short lease.
+fn peer_session(endpoint: &str, prefix: &str) -> PeerSession {
+    PeerSession {
+        url: format!("etcd://{endpoint}{prefix}?lease_ttl=2s"),
+        session_timeout: Duration::from_secs(2),
+        reaping_delay: Duration::ZERO,
+    }
 }
 
 coordinator_suite!(harness);
+
+mod recipes {
+    super::recipes_suite!(super::harness);
+}

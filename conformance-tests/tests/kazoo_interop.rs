@@ -2,32 +2,16 @@
 //! (Debian's `python3-kazoo`) writes Finagle serverset members that
 //! [`ServerSet`] reads, and reads the ones it writes, on the run's ZooKeeper.
 //!
-//! Each script runs as a child process that prints JSON lines and keeps its
-//! session (and so its ephemeral nodes) until its stdin closes.
+//! Each script runs as a child process (see [`kazoo`](kingpin_conformance_tests::kazoo)).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kingpin_api::discovery::{alive_endpoints, Member, MemberStatus, ServerSet, MEMBER_PREFIX};
-use kingpin_api::{Coordinator, NodePath, WatchStream};
+use kingpin_api::{NodePath, WatchStream};
 use kingpin_client::Endpoint;
-use kingpin_conformance_tests::endpoints::{shared_endpoint, skip_external, SKIP_EXTERNAL_ENV};
-use kingpin_conformance_tests::harness::skip;
-use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::unique_namespace;
+use kingpin_conformance_tests::kazoo::Kazoo;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-
-/// Where kazoo may be: `python3` on `PATH` first; then Debian's own
-/// interpreter, which is where `apt-get install python3-kazoo` puts it even
-/// when a pyenv or venv `python3` comes first on `PATH`.
-const PYTHONS: [&str; 2] = ["python3", "/usr/bin/python3"];
-
-/// How long a script may take to print its next line or to exit.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a watch may stay silent while members are expected to change.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -122,172 +106,6 @@ zk.stop()
 zk.close()
 "#;
 
-/// The run's ZooKeeper, a chroot of the test's own, and a Python with kazoo.
-struct Interop {
-    hosts: String,
-    chroot: String,
-    python: &'static str,
-}
-
-impl Interop {
-    /// `None` when the run opted out of external servers and tools;
-    /// otherwise a missing ZooKeeper, Python or kazoo fails the test.
-    async fn find(case: &str) -> Option<Self> {
-        let hosts = shared_endpoint(ServerKind::ZooKeeper, case).await?;
-        let mut tried = Vec::new();
-        for python in PYTHONS {
-            match Command::new(python).args(["-c", "import kazoo"]).output() {
-                Ok(output) if output.status.success() => {
-                    return Some(Interop {
-                        hosts,
-                        chroot: unique_namespace(),
-                        python,
-                    });
-                }
-                Ok(output) => {
-                    // The traceback's last line says what is wrong.
-                    let stderr = String::from_utf8_lossy(&output.stderr);
-                    let last = stderr.trim().lines().last().unwrap_or_default();
-                    tried.push(format!("{python}: {last}"));
-                }
-                Err(e) => tried.push(format!("{python}: {e}")),
-            }
-        }
-        let why = format!("no Python imports kazoo ({})", tried.join("; "));
-        if skip_external() {
-            skip("kazoo", case, &format!("{why}; {SKIP_EXTERNAL_ENV}=1"));
-            return None;
-        }
-        panic!(
-            "{case} checks against Python's kazoo, but {why}. ./scripts/test installs it \
-             (Debian: apt-get install python3-kazoo), or set {SKIP_EXTERNAL_ENV}=1 to opt out"
-        );
-    }
-
-    /// A session of ours in the chroot (created if missing).
-    async fn connect(&self) -> Arc<dyn Coordinator> {
-        let url = format!("zk://{}{}", self.hosts, self.chroot);
-        kingpin::open_coordinator(&url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot open {url}: {e}"))
-    }
-
-    /// Runs `script` with kazoo's hosts string (chroot included) and the
-    /// serverset's path as its arguments.
-    fn run(&self, script: &str, serverset: &ServerSet) -> KazooScript {
-        let hosts = format!("{}{}", self.hosts, self.chroot);
-        KazooScript::start(self.python, script, &[&hosts, serverset.path().as_str()])
-    }
-}
-
-/// A running kazoo script: JSON lines from its stdout, its stderr kept for
-/// failure messages, killed if the test ends without [`finish`](Self::finish)
-/// so that its ephemeral nodes do not outlive the test.
-struct KazooScript {
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::UnboundedReceiver<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl KazooScript {
-    fn start(python: &str, script: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(python)
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{python} cannot run: {e}"));
-        let (send, lines) = mpsc::unbounded_channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        KazooScript {
-            stdin: child.stdin.take(),
-            child: Some(child),
-            lines,
-            stderr: Some(stderr),
-        }
-    }
-
-    /// The next line the script prints, as JSON.
-    async fn next_json(&mut self, what: &str) -> Value {
-        match tokio::time::timeout(SCRIPT_TIMEOUT, self.lines.recv()).await {
-            Ok(Some(line)) => serde_json::from_str(&line)
-                .unwrap_or_else(|e| self.fail(&format!("printed {line:?}, not JSON ({e})"))),
-            Ok(None) => self.fail(&format!("ended before printing {what}")),
-            Err(_) => self.fail(&format!("printed no {what} within {SCRIPT_TIMEOUT:?}")),
-        }
-    }
-
-    /// Reads lines until one satisfies `done`.
-    async fn until_json(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let value = self.next_json(what).await;
-            if done(&value) {
-                return value;
-            }
-        }
-    }
-
-    /// Closes stdin, so the script closes its session, and waits for it to
-    /// exit successfully.
-    async fn finish(mut self) {
-        drop(self.stdin.take());
-        let mut child = self.child.take().expect("not finished yet");
-        let exit = tokio::time::timeout(
-            SCRIPT_TIMEOUT,
-            tokio::task::spawn_blocking(move || child.wait()),
-        )
-        .await;
-        match exit {
-            Ok(Ok(Ok(status))) if status.success() => {}
-            Ok(Ok(Ok(status))) => self.fail(&format!("exited with {status}")),
-            Ok(Ok(Err(e))) => self.fail(&format!("cannot be waited for: {e}")),
-            Ok(Err(e)) => self.fail(&format!("waiting panicked: {e}")),
-            Err(_) => self.fail(&format!("did not exit within {SCRIPT_TIMEOUT:?}")),
-        }
-    }
-
-    /// Stops the script and panics with `why` and what it wrote to stderr.
-    fn fail(&mut self, why: &str) -> ! {
-        self.kill();
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|thread| thread.join().ok())
-            .unwrap_or_default();
-        panic!("the kazoo script {why}; its stderr:\n{stderr}");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for KazooScript {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Reads the members now and after every watch event until `done` holds.
 async fn until_members(
     watch: &mut WatchStream,
@@ -321,13 +139,13 @@ fn path_of(value: &Value) -> NodePath {
 
 #[tokio::test]
 async fn members_kazoo_writes_are_read() {
-    let Some(interop) = Interop::find("members_kazoo_writes_are_read").await else {
+    let Some(interop) = Kazoo::find("members_kazoo_writes_are_read").await else {
         return;
     };
     let c = interop.connect().await;
     let serverset = ServerSet::new(c.clone(), "kazoo-writes", "test").expect("a serverset");
     let mut watch = serverset.watch().await.expect("a watch");
-    let mut kazoo = interop.run(WRITE_MEMBERS, &serverset);
+    let mut kazoo = interop.run(WRITE_MEMBERS, &[serverset.path().as_str()]);
     let written = kazoo.next_json("the members it created").await;
 
     let members = until_members(&mut watch, &serverset, "kazoo's members", |m| m.len() == 2).await;
@@ -372,7 +190,7 @@ async fn members_kazoo_writes_are_read() {
 
 #[tokio::test]
 async fn members_we_write_are_read_by_kazoo() {
-    let Some(interop) = Interop::find("members_we_write_are_read_by_kazoo").await else {
+    let Some(interop) = Kazoo::find("members_we_write_are_read_by_kazoo").await else {
         return;
     };
     let c = interop.connect().await;
@@ -390,7 +208,7 @@ async fn members_we_write_are_read_by_kazoo() {
         .await
         .expect("joined");
 
-    let mut kazoo = interop.run(READ_MEMBERS, &serverset);
+    let mut kazoo = interop.run(READ_MEMBERS, &[serverset.path().as_str()]);
     let read = kazoo.next_json("the members it read").await;
     kazoo.finish().await;
 
@@ -430,7 +248,7 @@ async fn members_we_write_are_read_by_kazoo() {
 
 #[tokio::test]
 async fn kazoo_children_watch_sees_our_members_leave() {
-    let Some(interop) = Interop::find("kazoo_children_watch_sees_our_members_leave").await else {
+    let Some(interop) = Kazoo::find("kazoo_children_watch_sees_our_members_leave").await else {
         return;
     };
     let c = interop.connect().await;
@@ -446,7 +264,7 @@ async fn kazoo_children_watch_sees_our_members_leave() {
     let [first_name, second_name] =
         [&first, &second].map(|m| m.path().expect("joined").name().to_owned());
 
-    let mut kazoo = interop.run(WATCH_CHILDREN, &serverset);
+    let mut kazoo = interop.run(WATCH_CHILDREN, &[serverset.path().as_str()]);
     let children = |names: &[&str]| json!({ "children": names });
     kazoo
         .until_json("both members", |v| {

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kingpin_api::MemoryServer;
-use kingpin_conformance_tests::{coordinator_suite, Harness, ServerNeeds, TestSession};
+use kingpin_conformance_tests::{
+    coordinator_suite, recipes_suite, Harness, ServerNeeds, TestSession,
+};
 
 struct MemoryHarness {
     server: MemoryServer,
@@ -43,3 +45,7 @@ impl Harness for MemoryHarness {
 }
 
 coordinator_suite!(harness);
+
+mod recipes {
+    super::recipes_suite!(super::harness);
+}

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kingpin_conformance_tests::{coordinator_suite, Harness, ServerNeeds, TestSession};
+use kingpin_conformance_tests::{
+    coordinator_suite, recipes_suite, Harness, PeerSession, ServerNeeds, TestSession,
+};
 use kingpin_sqlite::{SqliteConfig, SqliteCoordinator};
 
 struct SqliteHarness {
@@ -28,7 +30,7 @@ impl Harness for SqliteHarness {
 
     async fn connect(&self) -> TestSession {
         let config = SqliteConfig::new(&self.path)
-            .with_session_timeout(Duration::from_secs(5))
+            .with_session_timeout(SESSION_TIMEOUT)
             .expect("timeout");
         let coordinator = SqliteCoordinator::connect(config)
             .await
@@ -48,9 +50,26 @@ impl Harness for SqliteHarness {
     async fn stop_server(&self) {}
 
     async fn start_server(&self) {}
+
+    /// Another process on the same file, with a short session. Its death
+    /// is noticed at the next heartbeat of a live session after its
+    /// timeout: a third of ours.
+    fn peer_session(&self) -> Option<PeerSession> {
+        Some(PeerSession {
+            url: format!("sqlite://{}?session_timeout=2s", self.path.display()),
+            session_timeout: Duration::from_secs(2),
+            reaping_delay: SESSION_TIMEOUT / 3,
+        })
+    }
 }
 
+const SESSION_TIMEOUT: Duration = Duration::from_secs(5);
+
 coordinator_suite!(harness);
+
+mod recipes {
+    super::recipes_suite!(super::harness);
+}
 
 /// Behaviour particular to a database file shared by processes.
 mod shared_file {

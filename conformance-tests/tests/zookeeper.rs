@@ -8,7 +8,9 @@ use kingpin_api::{Coordinator, SessionEvent};
 use kingpin_conformance_tests::partition::Partition;
 use kingpin_conformance_tests::server_harness::ServerHarness;
 use kingpin_conformance_tests::servers::ServerKind;
-use kingpin_conformance_tests::{coordinator_suite, ServerNeeds, TestSession};
+use kingpin_conformance_tests::{
+    coordinator_suite, recipes_suite, PeerSession, ServerNeeds, TestSession,
+};
 use kingpin_zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator};
 
 async fn harness(needs: ServerNeeds, case: &'static str) -> Option<ServerHarness> {
@@ -36,6 +38,16 @@ async fn harness(needs: ServerNeeds, case: &'static str) -> Option<ServerHarness
         },
     )
     .await
+    .map(|harness| harness.with_peer(peer_session))
+}
+
+/// Another process's session: straight to the server, with a short timeout.
+fn peer_session(hosts: &str, chroot: &str) -> PeerSession {
+    PeerSession {
+        url: format!("zk://{hosts}{chroot}?session_timeout=2s"),
+        session_timeout: Duration::from_secs(2),
+        reaping_delay: Duration::ZERO,
+    }
 }
 
 const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
@@ -77,3 +89,7 @@ async fn expire_by_partition(
 }
 
 coordinator_suite!(harness);
+
+mod recipes {
+    super::recipes_suite!(super::harness);
+}

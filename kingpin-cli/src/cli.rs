@@ -21,6 +21,9 @@ Exit codes:
   6  invalid input (bad name, bad item for --type, bad JSON, too large)
   7  unauthorized
 
+`kingpin lock` and `kingpin elect` exit with their command's status (see
+their --help).
+
 Errors go to stderr as `kingpin: <kind>: <message>`; with --json as
 {\"error\":{\"kind\":\"not_found\",\"message\":\"...\"}}. Names and values are
 checked before anything is opened or written.";
@@ -148,6 +151,13 @@ pub enum Command {
     /// its health check passes; leave on SIGTERM or SIGINT.
     #[command(long_about = REGISTER_ABOUT)]
     Register(RegisterArgs),
+    /// Run a command while holding a lock (like zk-flock or etcdctl lock).
+    #[command(long_about = LOCK_ABOUT)]
+    Lock(LockArgs),
+    /// Run a command only while this process leads an election; stop it
+    /// when leadership is lost.
+    #[command(long_about = ELECT_ABOUT)]
+    Elect(ElectArgs),
     /// Show the coordinator, blob store and author in use, and where each
     /// setting came from (URL options are never shown).
     Backends,
@@ -255,6 +265,78 @@ pub struct RegisterArgs {
     pub fall: u32,
     /// With `--check cmd`: the command and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+const LOCK_ABOUT: &str = "\
+Take the lock NAME (the node /locks/NAME, or an absolute node path), run
+COMMAND (no shell) while holding it, then release it. Waiters are served
+first come, first served; kazoo's Lock on the same path takes part.
+
+The command gets the lock's fencing token in KINGPIN_FENCING_TOKEN (it
+grows with every new holder: hand it to what the command writes to), and
+KINGPIN_LOCK_PATH and KINGPIN_LOCK_NODE. If the coordinator connection is
+lost while it runs (another process may then take the lock), the command
+gets SIGTERM, then SIGKILL after --grace, and kingpin exits with 5.
+SIGTERM and SIGINT are passed on to the command.
+
+Exit status: the command's (128+N if killed by signal N); 4 if the lock
+was not taken within --timeout; kingpin's own codes otherwise.
+
+Example:
+  kingpin lock nightly-report -- ./report.sh --date today";
+
+const ELECT_ABOUT: &str = "\
+Campaign in the election NAME (the node /elections/NAME, or an absolute
+node path; kazoo's Election on the same path takes part), run COMMAND (no
+shell) once elected, and resign when it exits.
+
+The command gets the leadership's fencing token in KINGPIN_FENCING_TOKEN,
+and KINGPIN_ELECTION_PATH and KINGPIN_LEADER_NODE. As soon as leadership is
+in doubt (the connection is lost) or lost (the session expired), the
+command gets SIGTERM, then SIGKILL after --grace, and kingpin exits with
+5: run it under a supervisor that starts it again. SIGTERM and SIGINT are
+passed on to the command.
+
+Exit status: the command's (128+N if killed by signal N); 5 when
+leadership was lost; kingpin's own codes otherwise.
+
+Example:
+  kingpin elect scheduler -- ./scheduler --leader";
+
+/// `kingpin lock`'s options.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The lock: a name (the node /locks/NAME) or an absolute node path.
+    pub name: String,
+    /// Give up (exit 4) when the lock is not taken within this long.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// What the lock's contender node shows (default: host:pid).
+    #[arg(long, value_name = "ID")]
+    pub identifier: Option<String>,
+    /// How long the command has to exit after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub grace: Duration,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `kingpin elect`'s options.
+#[derive(Debug, Args)]
+pub struct ElectArgs {
+    /// The election: a name (the node /elections/NAME) or an absolute node
+    /// path.
+    pub name: String,
+    /// What this candidate shows as (default: host:pid).
+    #[arg(long, value_name = "ID")]
+    pub identifier: Option<String>,
+    /// How long the command has to exit after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub grace: Duration,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 

@@ -22,6 +22,20 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The exit status of a command kingpin ran for the user (`kingpin lock`,
+/// `kingpin elect`): becomes kingpin's own exit code, and nothing is
+/// printed (the command spoke for itself).
+#[derive(Debug)]
+pub struct CommandExit(pub u8);
+
+impl fmt::Display for CommandExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the command exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for CommandExit {}
+
 /// The exit code for success.
 pub const SUCCESS: u8 = 0;
 /// Any other failure: a backend error, an I/O error.
@@ -70,7 +84,10 @@ fn kingpin_error(err: &anyhow::Error) -> Option<&kingpin_api::Error> {
 
 /// The exit code for `err`.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    classify(err).1
+    match err.downcast_ref::<CommandExit>() {
+        Some(CommandExit(code)) => *code,
+        None => classify(err).1,
+    }
 }
 
 /// The message: every context and cause once, kingpin errors without their
@@ -97,6 +114,9 @@ fn message(err: &anyhow::Error) -> String {
 /// Prints `err` to stderr: `kingpin: <kind>: <message>`, or with `--json`
 /// `{"error":{"kind":…,"message":…}}`.
 pub fn report(err: &anyhow::Error, json: bool) {
+    if err.is::<CommandExit>() {
+        return;
+    }
     let (kind, _, retryable) = classify(err);
     let mut message = message(err);
     if retryable {

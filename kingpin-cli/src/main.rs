@@ -27,6 +27,12 @@
 //! (warnings by default, `-v` for more, `RUST_LOG` to choose; see
 //! [`logging`]).
 //!
+//! `kingpin lock` and `kingpin elect` run a command (no shell) while a lock
+//! or leadership is held and exit with the command's status (128+N when a
+//! signal N killed it), printing nothing more; 4 when `lock --timeout`
+//! passed without the lock, 5 when the hold was lost and the command
+//! stopped.
+//!
 //! Errors go to stderr as `kingpin: <kind>: <message>`, or with `--json`
 //! as `{"error":{"kind":"not_found","message":"..."}}`. Names and values
 //! are validated before any backend is opened, so invalid input writes
@@ -63,7 +69,9 @@ fn main() -> ExitCode {
     };
     let out = Output::new(cli.global.json, cli.global.quiet);
     let chattiness = match cli.command {
-        Command::Register(_) | Command::Dev { .. } => logging::Chattiness::Activity,
+        Command::Register(_) | Command::Lock(_) | Command::Elect(_) | Command::Dev { .. } => {
+            logging::Chattiness::Activity
+        }
         _ => logging::Chattiness::Warnings,
     };
     logging::init(

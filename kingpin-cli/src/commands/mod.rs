@@ -8,9 +8,12 @@ mod config;
 mod decider;
 mod dep;
 mod dev;
+mod elect;
 pub mod environment;
+mod held_command;
 mod json;
 mod list;
+mod lock;
 mod map;
 mod mapped_list;
 mod metaconfig;
@@ -72,6 +75,8 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Env(command) => environment::run(command, ctx).await,
         Command::Acl(command) => acl::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
+        Command::Lock(args) => lock::run(args, ctx).await,
+        Command::Elect(args) => elect::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
