@@ -7,6 +7,7 @@
 //! tests run in parallel against one shared server.
 
 pub mod blob_store;
+pub mod cluster;
 pub mod config_store;
 pub mod coordinator;
 pub mod discovery;
