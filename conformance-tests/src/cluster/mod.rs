@@ -203,6 +203,18 @@ impl Cluster {
         url
     }
 
+    /// A coordinator URL naming only the members in `members`: a client
+    /// that cannot fail over to the others.
+    pub fn url_for(&self, members: &[usize], namespace: &str, options: &str) -> String {
+        let hosts: Vec<String> = members.iter().map(|&i| self.endpoint(i)).collect();
+        let mut url = format!("{}://{}{namespace}", self.kind.scheme(), hosts.join(","));
+        if !options.is_empty() {
+            url.push('?');
+            url.push_str(options);
+        }
+        url
+    }
+
     /// Adds a client node to the network: a namespace of its own, for a
     /// [`ClientRuntime`] or a process that the network can cut off.
     pub fn add_client(&self, label: &str) -> Result<Node, NetError> {
