@@ -15,6 +15,7 @@ pub mod endpoints;
 pub mod environments;
 pub mod harness;
 pub mod latency;
+pub mod linearizability;
 pub mod partition;
 pub mod s3;
 pub mod s3_proxy;
