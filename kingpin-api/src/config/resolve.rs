@@ -69,8 +69,10 @@ impl ConfigStore {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            let ambiguous = err.is_retryable();
-            if !ambiguous && !(unsure && err.kind() == ErrorKind::BadVersion) {
+            // A retryable error leaves the outcome unknown; so does a
+            // conflict after an attempt that may have landed.
+            let ambiguous = err.is_retryable() || (unsure && err.kind() == ErrorKind::BadVersion);
+            if !ambiguous {
                 return Err(err);
             }
             // A transaction applies all of its writes or none: the first
