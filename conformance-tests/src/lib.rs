@@ -27,6 +27,8 @@ pub mod blob_store;
 pub mod capabilities;
 #[cfg(feature = "servers")]
 pub mod certificates;
+#[cfg(feature = "servers")]
+pub mod cluster;
 pub mod config_store;
 pub mod coordinator;
 pub mod discovery;
@@ -37,6 +39,7 @@ pub mod harness;
 #[cfg(feature = "servers")]
 pub mod kazoo;
 pub mod latency;
+pub mod linearizability;
 #[cfg(feature = "servers")]
 pub mod partition;
 #[cfg(feature = "recipes")]

@@ -2,12 +2,20 @@
 //! fails validation opens (and creates) nothing.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use kingpin::kingpin_api::{BlobStore, ConfigStore, Coordinator, Error, ErrorKind};
+use kingpin::kingpin_api::{Backoff, BlobStore, ConfigStore, Coordinator, Error, ErrorKind};
 use tokio::sync::OnceCell;
 
 use crate::settings::{redact, Settings};
+
+/// How long a command rides through an unavailable coordinator (a leader
+/// election, a member restarting) before it exits 5: opening the session
+/// and every read of a write are tried again with backoff until then.
+/// Writes carry a write id, so a write retried after a lost reply never
+/// applies twice.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(20);
 
 /// Lazily opened backends; [`close`](Backends::close) ends the coordinator
 /// session if one was opened.
@@ -33,9 +41,21 @@ impl Backends {
         self.coordinator
             .get_or_try_init(|| async {
                 self.create_embedded_dir()?;
-                kingpin::open_coordinator(url)
-                    .await
-                    .with_context(|| format!("cannot open the coordinator {}", redact(url)))
+                let deadline = Instant::now() + UNAVAILABLE_RETRY;
+                let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+                loop {
+                    match kingpin::open_coordinator(url).await {
+                        Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                            tracing::debug!(error = %e, "coordinator unavailable, trying again");
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                        opened => {
+                            break opened.with_context(|| {
+                                format!("cannot open the coordinator {}", redact(url))
+                            })
+                        }
+                    }
+                }
             })
             .await
             .cloned()
@@ -57,10 +77,10 @@ impl Backends {
 
     /// A config store over both.
     pub async fn config_store(&self) -> Result<ConfigStore> {
-        Ok(ConfigStore::new(
-            self.coordinator().await?,
-            self.blob_store().await?,
-        ))
+        Ok(
+            ConfigStore::new(self.coordinator().await?, self.blob_store().await?)
+                .with_unavailable_retry(UNAVAILABLE_RETRY),
+        )
     }
 
     /// Closes the coordinator's session, so its ephemeral state ends now

@@ -24,8 +24,13 @@ pub(crate) fn from_etcd(err: EtcdError, what: &str) -> Error {
                 ErrorKind::TooLarge
             }
             Code::InvalidArgument => ErrorKind::InvalidArgument,
-            // A broken connection surfaces as an "unknown" status.
-            Code::Unknown if is_connection_failure(status) => ErrorKind::Unavailable,
+            // The server sheds load ("too many requests"): try again.
+            Code::ResourceExhausted => ErrorKind::Unavailable,
+            // A broken connection surfaces as an "unknown" or "internal"
+            // status (h2 errors, a reset in the middle of a call).
+            Code::Unknown | Code::Internal if is_connection_failure(status) => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::Backend,
         },
         EtcdError::TransportError(_)
@@ -52,7 +57,16 @@ fn is_identity_refusal(message: &str) -> bool {
 /// Whether a status stands for a failed connection rather than a refusal by
 /// the server: tonic reports those as `Unknown` with an I/O error inside.
 fn is_connection_failure(status: &tonic::Status) -> bool {
-    if status.message().contains("transport error") {
+    let message = status.message().to_ascii_lowercase();
+    if [
+        "transport error",
+        "h2 protocol error",
+        "connection",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+    {
         return true;
     }
     let mut source = std::error::Error::source(status);
@@ -63,4 +77,36 @@ fn is_connection_failure(status: &tonic::Status) -> bool {
         source = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_and_elections_are_retryable() {
+        for status in [
+            tonic::Status::unavailable("etcdserver: leader changed"),
+            tonic::Status::unavailable("etcdserver: request timed out"),
+            tonic::Status::deadline_exceeded("context deadline exceeded"),
+            tonic::Status::unknown("transport error"),
+            tonic::Status::internal("h2 protocol error: error reading a body from connection"),
+            tonic::Status::unknown("error reading a body from connection: connection reset"),
+            tonic::Status::resource_exhausted("etcdserver: too many requests"),
+        ] {
+            let err = from_etcd(EtcdError::GRpcStatus(status.clone()), "put");
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{status:?}");
+            assert!(err.is_retryable());
+        }
+        let large = tonic::Status::resource_exhausted("etcdserver: request is too large");
+        assert_eq!(
+            from_etcd(EtcdError::GRpcStatus(large), "put").kind(),
+            ErrorKind::TooLarge
+        );
+        let refused = tonic::Status::internal("etcdserver: some refusal");
+        assert_eq!(
+            from_etcd(EtcdError::GRpcStatus(refused), "put").kind(),
+            ErrorKind::Backend
+        );
+    }
 }

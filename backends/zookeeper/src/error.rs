@@ -22,7 +22,11 @@ pub(crate) fn from_zk(err: zk::Error, path: &str) -> Error {
             ErrorKind::SessionExpired,
             format!("session expired during an operation on {path}"),
         ),
+        // The client's own connection failures (an I/O error such as a
+        // reset connection, a server that stopped answering) come as
+        // `Custom`: the connection is gone, not the request refused.
         zk::Error::ConnectionLoss
+        | zk::Error::Custom(_)
         | zk::Error::Timeout
         | zk::Error::NoHosts
         | zk::Error::Throttled

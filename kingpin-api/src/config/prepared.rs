@@ -66,6 +66,11 @@ impl PreparedWrite {
     }
 }
 
+/// A fresh random write id: 128 bits, hex.
+pub(super) fn new_write_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// A record created where one already exists lost a race: the writer
 /// expected a new config, so it is a conflict like a stale version.
 pub(super) fn record_exists_is_a_conflict(name: &ConfigName, e: Error) -> Error {
@@ -99,6 +104,20 @@ impl ConfigStore {
         change: &ChangeInfo,
         expected: Option<(&ConfigRecord, u64)>,
     ) -> Result<PreparedWrite> {
+        self.prepare_write_with_id(name, content, change, expected, new_write_id())
+            .await
+    }
+
+    /// [`prepare_write`](Self::prepare_write) with the write id of the
+    /// caller's (an update keeps one id across its attempts).
+    pub(super) async fn prepare_write_with_id(
+        &self,
+        name: &ConfigName,
+        content: Bytes,
+        change: &ChangeInfo,
+        expected: Option<(&ConfigRecord, u64)>,
+        write_id: String,
+    ) -> Result<PreparedWrite> {
         if content.len() > self.max_size {
             return Err(Error::new(
                 ErrorKind::TooLarge,
@@ -129,6 +148,8 @@ impl ConfigStore {
             message: change.message.clone(),
             timestamp_ms: now_ms(),
             sources: Vec::new(),
+            write_id: Some(write_id),
+            previous_write_id: expected.and_then(|(r, _)| r.write_id.clone()),
         };
         Ok(PreparedWrite {
             name: name.clone(),
@@ -145,24 +166,14 @@ impl ConfigStore {
     /// A failed operation's error keeps its index in the whole transaction
     /// (`ops` first, then one per write); a record created where one
     /// already exists is `BadVersion`, as for [`write_if`](Self::write_if).
+    /// A lost reply is resolved as for `write_if`, by the first write's
+    /// record (the transaction applied all of them or none).
     pub async fn commit(
         &self,
         ops: Vec<Op>,
         writes: Vec<PreparedWrite>,
     ) -> Result<Vec<ConfigRecord>> {
-        let first_write = ops.len();
-        let mut all = ops;
-        all.extend(writes.iter().map(PreparedWrite::op));
-        if let Err(e) = self.coordinator.transaction(all).await {
-            let failed_write = e
-                .operation_index()
-                .and_then(|i| i.checked_sub(first_write))
-                .and_then(|i| writes.get(i));
-            return Err(match failed_write {
-                Some(write) => record_exists_is_a_conflict(&write.name, e),
-                None => e,
-            });
-        }
+        self.send_resolving(&ops, &writes).await?;
         // History entries are independent blobs: written side by side.
         let committed = writes.into_iter().map(|write| self.committed(write));
         Ok(futures::future::join_all(committed).await)

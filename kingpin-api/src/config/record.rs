@@ -27,6 +27,16 @@ pub struct ConfigRecord {
     /// for content written as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceVersion>,
+    /// A random id the writer gave this write, so that a writer whose
+    /// reply was lost (a leader election, a reset connection) can tell
+    /// whether its write landed by reading the record again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_id: Option<String>,
+    /// The write id of the version this one replaced: a writer that lost
+    /// its reply finds its write here when another writer was quicker to
+    /// write the next version than it was to look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_write_id: Option<String>,
 }
 
 /// One config at one version: what a derived config was computed from.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::backoff::Backoff;
 use crate::blob::{BlobKey, BlobStore};
 use crate::config::name::ConfigName;
-use crate::config::prepared::record_exists_is_a_conflict;
+use crate::config::prepared::new_write_id;
 use crate::config::record::{ChangeInfo, ConfigRecord};
-use crate::coordinator::{Coordinator, CreateMode};
+use crate::config::resolve::DEFAULT_RESOLVE_TIMEOUT;
+use crate::coordinator::Coordinator;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Default limit on a config's content: 16 MiB.
@@ -69,6 +70,8 @@ pub struct ConfigStore {
     // record still points at that key, `update` needs no blob read: a
     // writer's sequential updates cost one blob put each, not a get too.
     written: Arc<Mutex<HashMap<ConfigName, (String, Bytes)>>>,
+    pub(super) resolve_timeout: Duration,
+    retry_unavailable: Duration,
 }
 
 pub(super) fn sha256_hex(data: &[u8]) -> String {
@@ -116,7 +119,27 @@ impl ConfigStore {
             blobs,
             max_size: DEFAULT_MAX_CONFIG_SIZE,
             written: Arc::default(),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            retry_unavailable: Duration::ZERO,
         }
+    }
+
+    /// How long a write whose reply was lost (a leader election, a reset
+    /// connection) keeps reading to learn whether it landed, before it
+    /// fails with `Unavailable` saying the outcome is unknown. Default 15 s.
+    pub fn with_resolve_timeout(mut self, timeout: Duration) -> Self {
+        self.resolve_timeout = timeout;
+        self
+    }
+
+    /// Lets `update` (and every managed operation, `write`, `rollback`)
+    /// ride through an outage of up to `limit`: a read that fails with a
+    /// retryable error is tried again with backoff until then. Writes are
+    /// idempotent by their write id, so nothing applies twice. Default
+    /// zero: the first such error is returned.
+    pub fn with_unavailable_retry(mut self, limit: Duration) -> Self {
+        self.retry_unavailable = limit;
+        self
     }
 
     /// Sets the content size limit.
@@ -229,21 +252,8 @@ impl ConfigStore {
         expected: Option<(&ConfigRecord, u64)>,
     ) -> Result<ConfigRecord> {
         let prepared = self.prepare_write(name, content, change, expected).await?;
-        let path = name.node_path();
-        let json = prepared.record.to_json();
-        match prepared.expected_node_version {
-            Some(node_version) => {
-                self.coordinator
-                    .set(path, &json, Some(node_version))
-                    .await?;
-            }
-            None => {
-                self.coordinator
-                    .create(path, &json, CreateMode::Persistent)
-                    .await
-                    .map_err(|e| record_exists_is_a_conflict(name, e))?;
-            }
-        }
+        self.send_resolving(&[], std::slice::from_ref(&prepared))
+            .await?;
         Ok(self.committed(prepared).await)
     }
 
@@ -320,38 +330,67 @@ impl ConfigStore {
         F: FnMut(Option<&Bytes>) -> Result<Option<Bytes>>,
     {
         let mut backoff = conflict_backoff();
+        // One id for every attempt: at most one of them can land (each is
+        // a compare-and-set of the version it read), and whichever did is
+        // recognised as this update's.
+        let write_id = new_write_id();
+        let outage_deadline = Instant::now() + self.retry_unavailable;
+        let mut outage_backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let current = match self.record(name).await? {
-                None => None,
-                Some((record, node_version)) => {
-                    let content = if !read_content {
-                        Bytes::new()
-                    } else if let Some(content) = self.written_content(name, &record) {
-                        content
-                    } else {
-                        self.content(name, &record).await?
-                    };
-                    Some(Config {
-                        record,
-                        content,
-                        node_version,
-                    })
+            let current = match self.current(name, read_content).await {
+                Ok(current) => current,
+                Err(e) if e.is_retryable() && Instant::now() < outage_deadline => {
+                    tokio::time::sleep(outage_backoff.next_delay()).await;
+                    continue;
                 }
+                Err(e) => return Err(e),
             };
+            if let Some(current) = &current {
+                if current.record.write_id.as_ref() == Some(&write_id) {
+                    return Ok(Some(current.record.clone()));
+                }
+            }
             let Some(next) = change_content(current.as_ref().map(|c| &c.content))? else {
                 return Ok(current.map(|c| c.record));
             };
             let expected = current.as_ref().map(|c| (&c.record, c.node_version));
-            match self.write_if(name, next, change, expected).await {
+            let prepared = self
+                .prepare_write_with_id(name, next, change, expected, write_id.clone())
+                .await?;
+            match self
+                .send_resolving(&[], std::slice::from_ref(&prepared))
+                .await
+            {
+                Ok(()) => return Ok(Some(self.committed(prepared).await)),
                 Err(e) if e.kind() == ErrorKind::BadVersion => {
                     tokio::time::sleep(backoff.next_delay()).await
                 }
-                other => return other.map(Some),
+                Err(e) => return Err(e),
             }
         }
         Err(Error::unavailable(format!(
             "{name}: gave up after {MAX_UPDATE_ATTEMPTS} conflicting attempts"
         )))
+    }
+
+    /// The current version for an update: its content only when asked
+    /// (and from what this store wrote last when it still is current).
+    async fn current(&self, name: &ConfigName, read_content: bool) -> Result<Option<Config>> {
+        let Some((record, node_version)) = self.record(name).await? else {
+            return Ok(None);
+        };
+        let content = if !read_content {
+            Bytes::new()
+        } else if let Some(content) = self.written_content(name, &record) {
+            content
+        } else {
+            self.content(name, &record).await?
+        };
+        Ok(Some(Config {
+            record,
+            content,
+            node_version,
+        }))
     }
 
     /// Every recorded version, oldest first.
@@ -566,6 +605,8 @@ mod tests {
         let expected = Some((&before.record, before.node_version));
         let err = f
             .store
+            .clone()
+            .with_resolve_timeout(Duration::from_millis(200))
             .write_if(&n, Bytes::from_static(b"new"), &who("lost"), expected)
             .await
             .unwrap_err();
