@@ -5,6 +5,7 @@ mod cleanup;
 mod name;
 mod prepared;
 mod record;
+mod restore;
 mod store;
 
 pub use name::{ConfigName, MAX_CONFIG_NAME_LEN};
