@@ -56,17 +56,17 @@ fn version_key(name: &ConfigName, version: u64, sha256: &str) -> Result<BlobKey>
 }
 
 impl ConfigStore {
-    /// Puts one recorded version of `name` back: `content` at the record's
-    /// blob key and the record as its history entry. The record is checked
-    /// against the name ([`ConfigRecord::check_belongs_to`]) and the
-    /// content against the record's sha256 and size before anything is
-    /// written. Idempotent: a blob or history entry already there with the
-    /// same content is fine; one with other content is `AlreadyExists`
-    /// (nothing is overwritten, ever).
+    /// Puts the content of one recorded version of `name` back, at the
+    /// record's blob key. The record is checked against the name
+    /// ([`ConfigRecord::check_belongs_to`]) and the content against the
+    /// record's sha256 and size before anything is written. Idempotent: a
+    /// blob already there with the same content is fine; one with other
+    /// content is `AlreadyExists` (nothing is overwritten, ever).
     ///
-    /// The config's record node is not touched: once every version is
-    /// back, [`restore_record`](Self::restore_record) creates it.
-    pub async fn restore_version(
+    /// Restore every version's content and history entry
+    /// ([`restore_history`](Self::restore_history)) before the record node
+    /// ([`restore_record`](Self::restore_record)).
+    pub async fn restore_content(
         &self,
         name: &ConfigName,
         record: &ConfigRecord,
@@ -83,20 +83,28 @@ impl ConfigStore {
                 record.sha256
             )));
         }
-        let key = record.blob()?;
-        self.put_same(&key, content, |existing| {
+        self.put_same(&record.blob()?, content, |existing| {
             sha256_hex(existing) == record.sha256
-        })
-        .await?;
-        let entry = history_key(name, record.version)?;
-        self.put_same(&entry, record.to_json().into(), |existing| {
-            ConfigRecord::from_json(existing, name.as_str()).ok().as_ref() == Some(record)
         })
         .await
     }
 
-    /// Whether [`restore_version`](Self::restore_version) of `record` could
-    /// run without meeting another object at its keys: `Ok` when neither
+    /// Puts one version's record back as its history entry; idempotent,
+    /// and never overwriting another entry (`AlreadyExists`).
+    pub async fn restore_history(&self, name: &ConfigName, record: &ConfigRecord) -> Result<()> {
+        record.check_belongs_to(name)?;
+        let entry = history_key(name, record.version)?;
+        self.put_same(&entry, record.to_json().into(), |existing| {
+            ConfigRecord::from_json(existing, name.as_str())
+                .ok()
+                .as_ref()
+                == Some(record)
+        })
+        .await
+    }
+
+    /// Whether [`restore_content`](Self::restore_content) and
+    /// [`restore_history`](Self::restore_history) of `record` could run without meeting another object at its keys: `Ok` when neither
     /// the content blob nor the history entry exists, or each holds what
     /// the restore would put; `AlreadyExists` naming the key otherwise.
     /// Reads only.
@@ -110,7 +118,11 @@ impl ConfigStore {
         }
         let entry = history_key(name, record.version)?;
         if let Some(existing) = self.existing_blob(&entry).await? {
-            if ConfigRecord::from_json(&existing, name.as_str()).ok().as_ref() != Some(record) {
+            if ConfigRecord::from_json(&existing, name.as_str())
+                .ok()
+                .as_ref()
+                != Some(record)
+            {
                 return Err(other_object(&entry));
             }
         }
@@ -155,15 +167,17 @@ impl ConfigStore {
         same: impl Fn(&Bytes) -> bool,
     ) -> Result<()> {
         match self.blobs.put_if_absent(key, data).await {
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => match self.existing_blob(key).await? {
-                Some(existing) if same(&existing) => Ok(()),
-                // Deleted in between: nothing to compare, and nothing of
-                // ours overwritten; a retry puts it.
-                None => Err(Error::unavailable(format!(
-                    "blob {key} vanished while it was being restored; try again"
-                ))),
-                Some(_) => Err(other_object(key)),
-            },
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                match self.existing_blob(key).await? {
+                    Some(existing) if same(&existing) => Ok(()),
+                    // Deleted in between: nothing to compare, and nothing of
+                    // ours overwritten; a retry puts it.
+                    None => Err(Error::unavailable(format!(
+                        "blob {key} vanished while it was being restored; try again"
+                    ))),
+                    Some(_) => Err(other_object(key)),
+                }
+            }
             other => other,
         }
     }
@@ -197,7 +211,11 @@ mod tests {
         let name = ConfigName::parse("config.app.limits").unwrap();
         for (content, message) in [("one", "first"), ("two", "second"), ("three", "third")] {
             source
-                .write(&name, Bytes::from(content), &ChangeInfo::new("ann", message))
+                .write(
+                    &name,
+                    Bytes::from(content),
+                    &ChangeInfo::new("ann", message),
+                )
                 .await
                 .unwrap();
         }
@@ -205,16 +223,27 @@ mod tests {
         for record in &history {
             let content = source.content(&name, record).await.unwrap();
             target.check_restorable(&name, record).await.unwrap();
-            target.restore_version(&name, record, content.clone()).await.unwrap();
+            target
+                .restore_content(&name, record, content.clone())
+                .await
+                .unwrap();
+            target.restore_history(&name, record).await.unwrap();
             // Again: idempotent.
-            target.restore_version(&name, record, content).await.unwrap();
+            target
+                .restore_content(&name, record, content)
+                .await
+                .unwrap();
+            target.restore_history(&name, record).await.unwrap();
         }
         assert!(target.read(&name).await.unwrap().is_none(), "no record yet");
         let current = history.last().unwrap();
         target.restore_record(&name, current).await.unwrap();
         assert_eq!(target.history(&name).await.unwrap(), history);
         let read = target.read(&name).await.unwrap().unwrap();
-        assert_eq!((read.record, read.content), (current.clone(), Bytes::from("three")));
+        assert_eq!(
+            (read.record, read.content),
+            (current.clone(), Bytes::from("three"))
+        );
         let err = target.restore_record(&name, current).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AlreadyExists);
         // The next write continues the history.
@@ -234,16 +263,19 @@ mod tests {
             .await
             .unwrap();
         let err = target
-            .restore_version(&name, &record, Bytes::from("evil"))
+            .restore_content(&name, &record, Bytes::from("evil"))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         let other = ConfigName::parse("config.y").unwrap();
         let err = target
-            .restore_version(&other, &record, Bytes::from("data"))
+            .restore_content(&other, &record, Bytes::from("data"))
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("is not config/y/@versions"), "{err}");
+        assert!(
+            err.to_string().contains("is not config/y/@versions"),
+            "{err}"
+        );
         let mut zero = record.clone();
         zero.version = 0;
         assert!(zero.check_belongs_to(&name).is_err());
@@ -269,10 +301,11 @@ mod tests {
             .unwrap();
         let err = target.check_restorable(&name, &record).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AlreadyExists);
-        let err = target
-            .restore_version(&name, &record, Bytes::from("data"))
+        target
+            .restore_content(&name, &record, Bytes::from("data"))
             .await
-            .unwrap_err();
+            .unwrap();
+        let err = target.restore_history(&name, &record).await.unwrap_err();
         assert!(err.to_string().contains("other content"), "{err}");
     }
 }
