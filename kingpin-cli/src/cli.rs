@@ -147,6 +147,29 @@ pub enum Command {
     /// Show the coordinator, blob store and author in use, and where each
     /// setting came from (URL options are never shown).
     Backends,
+    /// Write every config (with every version), metaconfig, dependency and
+    /// environment tree to one archive file (format kingpin-backup/1).
+    #[command(long_about = BACKUP_ABOUT)]
+    Backup {
+        /// The archive to write (`-` for stdout). Written beside it first
+        /// and renamed when complete.
+        file: PathBuf,
+    },
+    /// Recreate an archive's contents, history included, in an empty
+    /// namespace on any backend pair.
+    #[command(long_about = RESTORE_ABOUT)]
+    Restore {
+        /// The archive to read (`-` for stdin).
+        file: PathBuf,
+        /// Restore into a namespace that is not empty: add only what is
+        /// missing and leave everything that exists as it is.
+        #[arg(long)]
+        allow_non_empty: bool,
+        /// Check the archive and the target and say what would be done,
+        /// without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the embedded stack in the foreground: the SQLite coordinator and
     /// local blobs under .kingpin/, a monitor subscribed to dev.dep writing
     /// files under .kingpin/var/, and the admin port.
@@ -162,6 +185,32 @@ pub enum Command {
         shell: Shell,
     },
 }
+
+const BACKUP_ABOUT: &str = "\
+Write every config (plain, managed data, the decider, environments'
+contents and views) with every version's record and content, every
+metaconfig, dependency and environment tree with its host associations,
+to one archive file: JSON lines in format kingpin-backup/1 (see
+docs/operations.md). Serverset members (ephemeral) are not part of it.
+Every version's content is checked against its sha256 on the way.
+
+Example:
+  kingpin --coordinator zk://zk1:2181/kingpin --blobstore s3://configs/kingpin \\
+      backup kingpin-$(date +%F).backup";
+
+const RESTORE_ABOUT: &str = "\
+Recreate what an archive holds (see `kingpin backup`) exactly: version
+numbers, authors, messages, timestamps, view sources and pins. The whole
+archive is checked first (every line, name and record, every content's
+sha256): a corrupt or cut-short archive is refused (exit 6) before
+anything is written. The target must be empty (exit 4 otherwise) unless
+--allow-non-empty, which adds only what is missing and lists what it left.
+The target can be any backend pair, so this is also how a namespace moves
+from ZooKeeper + S3 to etcd + GCS.
+
+Example:
+  kingpin --coordinator etcd://etcd1:2379/kingpin --blobstore gs://configs/kingpin \\
+      restore kingpin-2026-01-31.backup";
 
 const REGISTER_ABOUT: &str = "\
 Register a service instance in serverset discovery.SERVICE.ENV (the node

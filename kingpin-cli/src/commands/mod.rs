@@ -3,6 +3,7 @@
 //! (or creates) anything.
 
 mod backends;
+mod backup;
 mod config;
 mod decider;
 mod dep;
@@ -71,6 +72,18 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Env(command) => environment::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
+        Command::Backup { file } => backup::backup(ctx, &file).await,
+        Command::Restore {
+            file,
+            allow_non_empty,
+            dry_run,
+        } => {
+            let options = kingpin_backup::RestoreOptions {
+                allow_non_empty,
+                dry_run,
+            };
+            backup::restore(ctx, &file, options).await
+        }
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
     }
