@@ -140,6 +140,10 @@ pub enum Command {
     /// reads which environment's view.
     #[command(subcommand, name = "env")]
     Env(crate::commands::environment::EnvCommand),
+    /// A serverset's members, and accepting an update monitors refuse
+    /// (when a service is retired on purpose).
+    #[command(subcommand)]
+    Serverset(ServersetCommand),
     /// Register a service instance in serverset discovery.SERVICE.ENV while
     /// its health check passes; leave on SIGTERM or SIGINT.
     #[command(long_about = REGISTER_ABOUT)]
@@ -183,6 +187,14 @@ pub enum Command {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
+    },
+    /// Write the man pages, kingpin(1) and one per command
+    /// (kingpin-config(1), kingpin-config-get(1), …), into DIR: for
+    /// packaging.
+    #[command(hide = true)]
+    ManPages {
+        /// An existing directory.
+        dir: std::path::PathBuf,
     },
 }
 
@@ -287,6 +299,36 @@ fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
 /// A count of at least 1.
 fn at_least_one() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..)
+}
+
+/// `kingpin serverset` commands.
+#[derive(Debug, Subcommand)]
+pub enum ServersetCommand {
+    /// The alive members (`host:port`, sorted) and any acceptance.
+    Show {
+        /// Serverset name: discovery.SERVICE.ENV.
+        name: String,
+    },
+    /// Let monitors write the next update of a serverset that their guard
+    /// refuses (one that empties it, or shrinks it past
+    /// serverset_max_shrink), for a while: when the service is retired on
+    /// purpose. Without it, every host keeps the last members and reports
+    /// the refusal.
+    AcceptNext {
+        /// Serverset name: discovery.SERVICE.ENV.
+        name: String,
+        /// How long monitors honour the acceptance (at most 7 days).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = duration)]
+        valid_for: Duration,
+        /// Why (shown by monitors and `serverset show`).
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Remove an acceptance: monitors refuse again.
+    CancelAccept {
+        /// Serverset name: discovery.SERVICE.ENV.
+        name: String,
+    },
 }
 
 /// Where new content comes from: `--file`, `--value`, or else stdin.
