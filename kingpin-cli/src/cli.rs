@@ -147,6 +147,10 @@ pub enum Command {
     /// read, register and write.
     #[command(subcommand, long_about = ACL_ABOUT)]
     Acl(AclCommand),
+    /// A serverset's members, and accepting an update monitors refuse
+    /// (when a service is retired on purpose).
+    #[command(subcommand)]
+    Serverset(ServersetCommand),
     /// Register a service instance in serverset discovery.SERVICE.ENV while
     /// its health check passes; leave on SIGTERM or SIGINT.
     #[command(long_about = REGISTER_ABOUT)]
@@ -161,6 +165,29 @@ pub enum Command {
     /// Show the coordinator, blob store and author in use, and where each
     /// setting came from (URL options are never shown).
     Backends,
+    /// Write every config (with every version), metaconfig, dependency and
+    /// environment tree to one archive file (format kingpin-backup/1).
+    #[command(long_about = BACKUP_ABOUT)]
+    Backup {
+        /// The archive to write (`-` for stdout). Written beside it first
+        /// and renamed when complete.
+        file: PathBuf,
+    },
+    /// Recreate an archive's contents, history included, in an empty
+    /// namespace on any backend pair.
+    #[command(long_about = RESTORE_ABOUT)]
+    Restore {
+        /// The archive to read (`-` for stdin).
+        file: PathBuf,
+        /// Restore into a namespace that is not empty: add only what is
+        /// missing and leave everything that exists as it is.
+        #[arg(long)]
+        allow_non_empty: bool,
+        /// Check the archive and the target and say what would be done,
+        /// without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the embedded stack in the foreground: the SQLite coordinator and
     /// local blobs under .kingpin/, a monitor subscribed to dev.dep writing
     /// files under .kingpin/var/, and the admin port.
@@ -174,6 +201,14 @@ pub enum Command {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
+    },
+    /// Write the man pages, kingpin(1) and one per command
+    /// (kingpin-config(1), kingpin-config-get(1), …), into DIR: for
+    /// packaging.
+    #[command(hide = true)]
+    ManPages {
+        /// An existing directory.
+        dir: std::path::PathBuf,
     },
 }
 
@@ -200,6 +235,32 @@ etcd identities are user names and `setup` creates one role per kind with
 key-range permissions and grants it; it runs as root
 (KINGPIN_ETCD_USER/KINGPIN_ETCD_PASSWORD) on a server with auth enabled.
 SQLite has no access control: file permissions decide.";
+
+const BACKUP_ABOUT: &str = "\
+Write every config (plain, managed data, the decider, environments'
+contents and views) with every version's record and content, every
+metaconfig, dependency and environment tree with its host associations,
+to one archive file: JSON lines in format kingpin-backup/1 (see
+docs/operations.md). Serverset members (ephemeral) are not part of it.
+Every version's content is checked against its sha256 on the way.
+
+Example:
+  kingpin --coordinator zk://zk1:2181/kingpin --blobstore s3://configs/kingpin \\
+      backup kingpin-$(date +%F).backup";
+
+const RESTORE_ABOUT: &str = "\
+Recreate what an archive holds (see `kingpin backup`) exactly: version
+numbers, authors, messages, timestamps, view sources and pins. The whole
+archive is checked first (every line, name and record, every content's
+sha256): a corrupt or cut-short archive is refused (exit 6) before
+anything is written. The target must be empty (exit 4 otherwise) unless
+--allow-non-empty, which adds only what is missing and lists what it left.
+The target can be any backend pair, so this is also how a namespace moves
+from ZooKeeper + S3 to etcd + GCS.
+
+Example:
+  kingpin --coordinator etcd://etcd1:2379/kingpin --blobstore gs://configs/kingpin \\
+      restore kingpin-2026-01-31.backup";
 
 const REGISTER_ABOUT: &str = "\
 Register a service instance in serverset discovery.SERVICE.ENV (the node
@@ -348,6 +409,36 @@ fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
 /// A count of at least 1.
 fn at_least_one() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..)
+}
+
+/// `kingpin serverset` commands.
+#[derive(Debug, Subcommand)]
+pub enum ServersetCommand {
+    /// The alive members (`host:port`, sorted) and any acceptance.
+    Show {
+        /// Serverset name: discovery.SERVICE.ENV.
+        name: String,
+    },
+    /// Let monitors write the next update of a serverset that their guard
+    /// refuses (one that empties it, or shrinks it past
+    /// serverset_max_shrink), for a while: when the service is retired on
+    /// purpose. Without it, every host keeps the last members and reports
+    /// the refusal.
+    AcceptNext {
+        /// Serverset name: discovery.SERVICE.ENV.
+        name: String,
+        /// How long monitors honour the acceptance (at most 7 days).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = duration)]
+        valid_for: Duration,
+        /// Why (shown by monitors and `serverset show`).
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// Remove an acceptance: monitors refuse again.
+    CancelAccept {
+        /// Serverset name: discovery.SERVICE.ENV.
+        name: String,
+    },
 }
 
 /// Where new content comes from: `--file`, `--value`, or else stdin.

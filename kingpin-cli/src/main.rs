@@ -84,6 +84,7 @@ fn main() -> ExitCode {
         // Completions need no settings, so a broken config file cannot
         // break them.
         Command::Completions { shell } => commands::print_completions(shell, out),
+        Command::ManPages { dir } => commands::write_man_pages(&dir, out),
         command => run(command, &cli.global, &matches, out),
     };
     match result {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kingpin_api::discovery::{alive_endpoints, MemberCache, ServerSet};
+use kingpin_api::discovery::{acceptance_path, alive_endpoints, MemberCache, ServerSet};
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigKind};
 use kingpin_api::{Backoff, ConfigStore, Coordinator, WatchEvent, WatchKind, WatchStream};
 use kingpin_client::parse_serverset;
@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::atomic_file::write_atomically;
 use crate::hooks::run_hooks;
 use crate::metrics::Metrics;
-use crate::serverset::{refusal, serverset_file};
+use crate::serverset::{accept_anyway, refusal, serverset_file};
 use crate::settings::MonitorSettings;
 use crate::state::{now_ms, MonitorState};
 
@@ -91,6 +91,9 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
         MetaConfigKind::Serverset => WatchKind::Children,
     };
     let mut watch: Option<WatchStream> = None;
+    // While a serverset update is refused: the operator's acceptance, so
+    // one written now is honoured at once.
+    let mut acceptance: Option<WatchStream> = None;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     loop {
         // Armed before the read, so a change after the read is not missed.
@@ -109,10 +112,19 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
         }
         let retry = match sync_once(&metaconfig, &ctx, &dir, &mut on_disk, &mut members, full).await
         {
-            Ok(()) => {
+            Ok(synced) => {
                 backoff.reset();
                 ctx.state.update(&metaconfig.name, |e| e.error = None);
-                (watch.is_none()).then(|| backoff.next_delay())
+                let newly_watched =
+                    follow_acceptance(&metaconfig, &ctx, &mut acceptance, synced.refused).await;
+                let retry = (watch.is_none()).then(|| backoff.next_delay());
+                match (retry, synced.recheck_in) {
+                    // The acceptance was read before its watch was armed:
+                    // read it again, so one written in between is seen.
+                    _ if newly_watched => Some(Duration::ZERO),
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             }
             Err(e) => {
                 ctx.metrics.error(e.stage);
@@ -145,8 +157,46 @@ pub(crate) async fn sync_entry(metaconfig: MetaConfig, ctx: Arc<SyncContext>) {
                 }
                 resync
             }
+            event = next_event(&mut acceptance) => {
+                if event.is_none() {
+                    acceptance = None;
+                }
+                false
+            }
             _ = tokio::time::sleep(wait) => true,
         };
+    }
+}
+
+/// Watches the serverset's acceptance node while its update is refused,
+/// and stops when it is not. Whether the watch was armed just now.
+async fn follow_acceptance(
+    metaconfig: &MetaConfig,
+    ctx: &SyncContext,
+    acceptance: &mut Option<WatchStream>,
+    refused: bool,
+) -> bool {
+    if !refused {
+        *acceptance = None;
+        return false;
+    }
+    if acceptance.is_some() {
+        return false;
+    }
+    let watched = match acceptance_path(&metaconfig.name) {
+        Ok(path) => ctx.coordinator.watch(&path, WatchKind::Data).await,
+        Err(e) => Err(e),
+    };
+    match watched {
+        Ok(stream) => {
+            *acceptance = Some(stream);
+            true
+        }
+        Err(e) => {
+            ctx.metrics.error("watch");
+            tracing::warn!(name = %metaconfig.name, error = %e, "cannot watch the serverset's acceptance; checking it at each reconcile");
+            false
+        }
     }
 }
 
@@ -194,6 +244,18 @@ pub(crate) struct OnDisk {
     /// The sha256 of the serverset content last refused, if the newest
     /// update was refused.
     refused: Option<String>,
+    /// Since when that content has been refused (ms since the epoch).
+    refused_since_ms: Option<u64>,
+}
+
+/// What a sync left to do.
+#[derive(Debug, Default)]
+pub(crate) struct Synced {
+    /// The newest serverset update is refused.
+    refused: bool,
+    /// Sync again within this, even if nothing changes (a refusal's hold
+    /// time running out).
+    recheck_in: Option<Duration>,
 }
 
 pub(crate) async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk {
@@ -207,6 +269,7 @@ pub(crate) async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk 
                 MetaConfigKind::Serverset => parse_serverset(&data).ok().map(|e| e.len()),
             },
             refused: None,
+            refused_since_ms: None,
         },
         Err(_) => OnDisk::default(),
     })
@@ -221,7 +284,7 @@ async fn sync_once(
     on_disk: &mut OnDisk,
     members: &mut Option<MemberCache>,
     full: bool,
-) -> Result<(), SyncError> {
+) -> Result<Synced, SyncError> {
     let name = &metaconfig.name;
     let fetched = match members {
         None => fetch_config(metaconfig, ctx, on_disk.sha256.as_deref()).await?,
@@ -232,14 +295,30 @@ async fn sync_once(
         // Nothing written yet, or already on disk.
         ctx.state
             .update(name, |e| e.last_fetch_ms = Some(fetched_at));
-        return Ok(());
+        return Ok(Synced::default());
     };
     if let Some(next) = fetched.members {
-        let refused = refusal(on_disk.members, next, ctx.settings.serverset_max_shrink);
+        let mut refused = refusal(on_disk.members, next, ctx.settings.serverset_max_shrink);
         // A refused membership seen again (another event, a reconcile) is
         // the same refusal, counted once.
-        let new_refusal =
-            refused.is_some() && on_disk.refused.as_deref() != Some(fetched.sha256.as_str());
+        let seen_before = on_disk.refused.as_deref() == Some(fetched.sha256.as_str());
+        let mut recheck_in = None;
+        if refused.is_some() {
+            let since = match on_disk.refused_since_ms {
+                Some(since) if seen_before => since,
+                _ => fetched_at,
+            };
+            on_disk.refused_since_ms = Some(since);
+            let decision = accept_anyway(ctx, name, since, fetched_at).await;
+            recheck_in = decision.recheck_in;
+            if let Some(accepted) = decision.accepted {
+                tracing::warn!(%name, reason = ?refused, accepted = %accepted.why, "writing a serverset update the guard would refuse");
+                ctx.metrics.serverset_accepted(name.as_str(), accepted.by);
+                ctx.state.update(name, |e| e.accepted = Some(accepted.why));
+                refused = None;
+            }
+        }
+        let new_refusal = refused.is_some() && !seen_before;
         ctx.metrics
             .serverset_refused(name.as_str(), refused.is_some(), new_refusal);
         if let Some(reason) = refused {
@@ -252,9 +331,13 @@ async fn sync_once(
                 e.refusals += u64::from(new_refusal);
                 e.refused = Some(reason);
             });
-            return Ok(());
+            return Ok(Synced {
+                refused: true,
+                recheck_in,
+            });
         }
         on_disk.refused = None;
+        on_disk.refused_since_ms = None;
     }
     put_on_disk(
         name,
@@ -265,7 +348,8 @@ async fn sync_once(
         fetched,
         fetched_at,
     )
-    .await
+    .await?;
+    Ok(Synced::default())
 }
 
 /// Replaces the file when `fetched` differs from what is on disk, records

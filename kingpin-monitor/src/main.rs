@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kingpin_monitor::{Monitor, MonitorSettings};
 
 /// Syncs the configs and serversets a dependency reaches into local files.
@@ -13,8 +13,16 @@ use kingpin_monitor::{Monitor, MonitorSettings};
 struct Args {
     /// The TOML settings file (coordinator, blobstore, dependency,
     /// config_dir, serverset_dir, admin_addr, reconcile_interval, hooks).
-    #[arg(long, env = "KINGPIN_MONITOR_CONFIG")]
-    config: PathBuf,
+    #[arg(
+        long,
+        env = "KINGPIN_MONITOR_CONFIG",
+        required_unless_present = "man_page"
+    )]
+    config: Option<PathBuf>,
+    /// Write the man page, kingpin-monitor(1), into DIR and exit (for
+    /// packaging).
+    #[arg(long, value_name = "DIR", hide = true, exclusive = true)]
+    man_page: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -26,7 +34,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let settings = MonitorSettings::from_file(&args.config)?;
+    if let Some(dir) = args.man_page {
+        return clap_mangen::generate_to(Args::command(), &dir)
+            .with_context(|| format!("cannot write the man page into {}", dir.display()));
+    }
+    let Some(config) = args.config else {
+        anyhow::bail!("--config is required");
+    };
+    let settings = MonitorSettings::from_file(&config)?;
     tracing::info!(dependency = %settings.dependency, config_dir = %settings.config_dir.display(), "starting");
     let monitor = Monitor::start(settings).await?;
     if let Some(addr) = monitor.admin_addr() {

@@ -25,6 +25,15 @@ pub struct ServersetLabels {
     pub serverset: String,
 }
 
+/// Which serverset, and what accepted its refused update.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AcceptedLabels {
+    /// `discovery.<service>.<env>`.
+    pub serverset: String,
+    /// `acceptance` (an operator's) or `hold` (refused long enough).
+    pub by: String,
+}
+
 /// Every metric the monitor exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -45,6 +54,8 @@ pub struct Metrics {
     pub serverset_refusals: Family<ServersetLabels, Counter>,
     /// 1 while a serverset's newest update is refused, else 0.
     pub serverset_refused: Family<ServersetLabels, Gauge>,
+    /// Updates the guard would refuse, written all the same.
+    pub serverset_accepted: Family<AcceptedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -104,8 +115,15 @@ impl Metrics {
             "1 while a serverset's newest update is refused and its file kept",
             serverset_refused.clone(),
         );
+        let serverset_accepted = Family::<AcceptedLabels, Counter>::default();
+        registry.register(
+            "serverset_accepted",
+            "Serverset updates the guard refuses, written all the same: an operator's acceptance, or refused for serverset_accept_refused_after",
+            serverset_accepted.clone(),
+        );
         Metrics {
             registry,
+            serverset_accepted,
             serverset_refusals,
             serverset_refused,
             propagation_lag,
@@ -138,6 +156,16 @@ impl Metrics {
         self.serverset_refused
             .get_or_create(&labels)
             .set(i64::from(refused));
+    }
+
+    /// Counts a refused update written all the same, `by` what.
+    pub fn serverset_accepted(&self, serverset: &str, by: &str) {
+        self.serverset_accepted
+            .get_or_create(&AcceptedLabels {
+                serverset: serverset.to_owned(),
+                by: by.to_owned(),
+            })
+            .inc();
     }
 
     /// Records a propagation lag.

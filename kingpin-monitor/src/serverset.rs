@@ -2,7 +2,13 @@
 //! (design.md §6), and the guard that refuses an update emptying a
 //! serverset or, when configured, shrinking it too far at once.
 
+use std::time::Duration;
+
+use kingpin_api::discovery::ServerSet;
+use kingpin_api::ConfigName;
 use kingpin_client::Endpoint;
+
+use crate::entry::SyncContext;
 
 /// The file content: one `host:port` line per endpoint, given sorted and
 /// distinct (as `kingpin_api::discovery::alive_endpoints` gives them).
@@ -40,6 +46,81 @@ pub(crate) fn refusal(
             limit * 100.0
         )
     })
+}
+
+/// Why a refused update is written all the same.
+pub(crate) struct Accepted {
+    /// `acceptance` (an operator's) or `hold` (refused long enough).
+    pub by: &'static str,
+    /// For the log and `/serverset/{name}`.
+    pub why: String,
+}
+
+/// Whether a refused update is accepted anyway, and when to look again.
+#[derive(Default)]
+pub(crate) struct Decision {
+    pub accepted: Option<Accepted>,
+    pub recheck_in: Option<Duration>,
+}
+
+/// Decides on an update of `name` refused since `since_ms`: an operator's
+/// valid acceptance (`kingpin serverset accept-next`) writes it; so does,
+/// when configured, `serverset_accept_refused_after` having passed with
+/// the same membership. Otherwise it stays refused, to be looked at again
+/// when the hold time runs out.
+pub(crate) async fn accept_anyway(
+    ctx: &SyncContext,
+    name: &ConfigName,
+    since_ms: u64,
+    now_ms: u64,
+) -> Decision {
+    let acceptance = match ServerSet::from_name(ctx.coordinator.clone(), name) {
+        Ok(serverset) => serverset.acceptance().await,
+        Err(e) => Err(e),
+    };
+    match acceptance {
+        Ok(Some(a)) if a.is_valid_at(now_ms) => {
+            let why = format!(
+                "accepted by {} ({}), valid for {}s more",
+                a.author,
+                a.message,
+                a.expires_ms.saturating_sub(now_ms) / 1000
+            );
+            let accepted = Accepted {
+                by: "acceptance",
+                why,
+            };
+            return Decision {
+                accepted: Some(accepted),
+                recheck_in: None,
+            };
+        }
+        Ok(_) => {}
+        Err(e) => {
+            ctx.metrics.error("fetch");
+            tracing::warn!(%name, error = %e, "cannot read the serverset's acceptance; the update stays refused");
+        }
+    }
+    let Some(hold) = ctx.settings.serverset_accept_refused_after else {
+        return Decision::default();
+    };
+    let held = Duration::from_millis(now_ms.saturating_sub(since_ms));
+    if held >= hold {
+        let why = format!(
+            "the same membership was refused for {}s, at least serverset_accept_refused_after ({}s)",
+            held.as_secs(),
+            hold.as_secs()
+        );
+        return Decision {
+            accepted: Some(Accepted { by: "hold", why }),
+            recheck_in: None,
+        };
+    }
+    Decision {
+        accepted: None,
+        // A little past the hold time, so the next look is past it.
+        recheck_in: Some(hold - held + Duration::from_millis(10)),
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,11 @@ pub struct MonitorSettings {
     /// its members at once (an update that empties a serverset is always
     /// refused). `None`: only emptying is refused.
     pub serverset_max_shrink: Option<f64>,
+    /// Write a refused serverset update once the same membership has
+    /// been refused this long (a decommissioned service's empty serverset
+    /// stops being held after it); `None`: only an operator's acceptance
+    /// (`kingpin serverset accept-next`) lets it through.
+    pub serverset_accept_refused_after: Option<Duration>,
     /// This host's identity for environment associations; `None`:
     /// `$KINGPIN_HOST`, else the FQDN (the rule of
     /// `kingpin_api::environment::local_host_id`).
@@ -98,6 +103,8 @@ struct SettingsFile {
     #[serde(default)]
     serverset_max_shrink: Option<f64>,
     #[serde(default)]
+    serverset_accept_refused_after: Option<String>,
+    #[serde(default)]
     host: Option<String>,
 }
 
@@ -128,6 +135,7 @@ impl MonitorSettings {
             reconcile_jitter: Duration::from_secs(30),
             hooks: Vec::new(),
             serverset_max_shrink: None,
+            serverset_accept_refused_after: None,
             host: None,
         }
     }
@@ -187,6 +195,15 @@ impl MonitorSettings {
             }
             settings.serverset_max_shrink = Some(limit);
         }
+        if let Some(text) = file.serverset_accept_refused_after.as_deref() {
+            let hold = duration("serverset_accept_refused_after", Some(text), Duration::ZERO)?;
+            if hold.is_zero() {
+                return Err(SettingsError(
+                    "serverset_accept_refused_after must be longer than 0 (leave it out to hold refusals until an operator accepts)".to_owned(),
+                ));
+            }
+            settings.serverset_accept_refused_after = Some(hold);
+        }
         for hook in file.hooks {
             let names = glob::Pattern::new(&hook.names).map_err(|e| {
                 SettingsError(format!("hook names = {:?} is not a glob: {e}", hook.names))
@@ -227,6 +244,7 @@ mod tests {
             admin_addr = "127.0.0.1:19898"
             reconcile_interval = "1m"
             serverset_max_shrink = 0.5
+            serverset_accept_refused_after = "30m"
             [[hooks]]
             names = "config.manageddata.spam.*"
             command = ["/bin/true", "--reload"]
@@ -238,6 +256,10 @@ mod tests {
         assert_eq!(settings.serverset_dir, PathBuf::from(DEFAULT_SERVERSET_DIR));
         assert_eq!(settings.reconcile_interval, Duration::from_secs(60));
         assert_eq!(settings.serverset_max_shrink, Some(0.5));
+        assert_eq!(
+            settings.serverset_accept_refused_after,
+            Some(Duration::from_secs(1800))
+        );
         assert_eq!(settings.hooks[0].timeout, Duration::from_secs(5));
         assert!(settings.hooks[0]
             .names

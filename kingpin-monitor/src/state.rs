@@ -35,20 +35,29 @@ pub struct EntryStatus {
     pub refused: Option<String>,
     /// Serverset updates refused since the monitor started.
     pub refusals: u64,
+    /// Why the guard's last refusal was overridden, if one was: an
+    /// operator's acceptance or the hold time.
+    pub accepted: Option<String>,
     /// The environment whose view is on disk (environments), e.g. `/prod`.
     pub environment: Option<String>,
     /// The view version this host is pinned to, if it is (environments).
     pub pinned_version: Option<u64>,
 }
 
-/// Ready, or degraded with the reasons.
+/// Ready, degraded (ready, with warnings), or not ready with the reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
     /// Whether every subscribed entry is in sync and the coordinator is
-    /// reachable.
+    /// reachable: the health check passes (200) when it is.
     pub ready: bool,
-    /// Why not, when not.
+    /// `ok`, `degraded` (ready, but something needs an operator: a
+    /// refused serverset update) or `unhealthy` (not ready).
+    pub status: &'static str,
+    /// Why not ready, when not.
     pub reasons: Vec<String>,
+    /// What needs an operator without failing the host: each refused
+    /// serverset update, with why.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -199,18 +208,29 @@ impl MonitorState {
         } else if !inner.subscribed_once {
             reasons.push("subscription not resolved yet".to_owned());
         }
+        let mut warnings = Vec::new();
         for (name, entry) in &inner.entries {
             if let Some(e) = &entry.error {
                 reasons.push(format!("{name}: {e}"));
             } else if let Some(refused) = &entry.refused {
-                reasons.push(format!("{name}: update refused: {refused}"));
+                // The file keeps its members: the host serves as before.
+                warnings.push(format!(
+                    "{name}: update refused: {refused} (if the service is being retired: kingpin serverset accept-next {name})"
+                ));
             } else if entry.last_fetch_ms.is_none() {
                 reasons.push(format!("{name}: not synced yet"));
             }
         }
+        let status = match (reasons.is_empty(), warnings.is_empty()) {
+            (false, _) => "unhealthy",
+            (true, false) => "degraded",
+            (true, true) => "ok",
+        };
         Health {
             ready: reasons.is_empty(),
+            status,
             reasons,
+            warnings,
         }
     }
 }

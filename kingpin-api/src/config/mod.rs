@@ -6,6 +6,7 @@ mod name;
 mod prepared;
 mod record;
 mod resolve;
+mod restore;
 mod store;
 
 pub use name::{ConfigName, MAX_CONFIG_NAME_LEN};

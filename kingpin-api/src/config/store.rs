@@ -158,6 +158,11 @@ impl ConfigStore {
         &self.coordinator
     }
 
+    /// The blob store the contents and history live in.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
     /// The current record and node version, without the content.
     pub async fn record(&self, name: &ConfigName) -> Result<Option<(ConfigRecord, u64)>> {
         match self.coordinator.get(name.node_path()).await {

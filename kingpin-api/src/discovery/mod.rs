@@ -15,11 +15,13 @@
 //! - [`ServerSet::hosts_provider`] gives a `kingpin_client::HostsProvider`
 //!   fed straight from the coordinator.
 
+mod acceptance;
 mod hosts;
 mod member;
 mod registration;
 mod serverset;
 
+pub use acceptance::{acceptance_path, Acceptance, ACCEPTANCE_ROOT, MAX_ACCEPTANCE};
 pub use hosts::HostsFollower;
 pub use member::{Member, MemberStatus, MEMBER_PREFIX};
 pub use registration::{

@@ -92,6 +92,10 @@ impl ServerSet {
         &self.path
     }
 
+    pub(super) fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
+    }
+
     /// Adds `member` as an ephemeral-sequential `member_NNNNNNNNNN` node
     /// holding Finagle serverset JSON, and keeps it there: after a session
     /// expiry (which removes ephemeral nodes) or anything else that removed

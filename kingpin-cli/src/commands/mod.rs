@@ -4,6 +4,7 @@
 
 mod acl;
 mod backends;
+mod backup;
 mod config;
 mod decider;
 mod dep;
@@ -18,8 +19,9 @@ mod map;
 mod mapped_list;
 mod metaconfig;
 mod register;
+mod serverset;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::CommandFactory;
 use clap_complete::Shell;
 use kingpin::kingpin_api::{ConfigName, ConfigRecord, ConfigStore, Error};
@@ -74,13 +76,41 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Dep(command) => dep::run(command, ctx).await,
         Command::Env(command) => environment::run(command, ctx).await,
         Command::Acl(command) => acl::run(command, ctx).await,
+        Command::Serverset(command) => serverset::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
         Command::Lock(args) => lock::run(args, ctx).await,
         Command::Elect(args) => elect::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
+        Command::Backup { file } => backup::backup(ctx, &file).await,
+        Command::Restore {
+            file,
+            allow_non_empty,
+            dry_run,
+        } => {
+            let options = kingpin_backup::RestoreOptions {
+                allow_non_empty,
+                dry_run,
+            };
+            backup::restore(ctx, &file, options).await
+        }
         Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
+        Command::ManPages { dir } => write_man_pages(&dir, ctx.out),
     }
+}
+
+/// Writes kingpin(1) and a page per visible command into `dir`.
+pub fn write_man_pages(dir: &std::path::Path, out: Output) -> Result<()> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    // Without the `help` subcommand's pages (clap_mangen disables it).
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+    out.done(
+        format!("man pages written into {}", dir.display()),
+        json!({ "dir": dir }),
+    )
 }
 
 /// Prints the completion script for `shell`.
