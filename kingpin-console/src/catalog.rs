@@ -420,9 +420,9 @@ mod tests {
         );
         let who = ChangeInfo::new("alice", "test");
         for (name, content) in [
+            ("config.manageddata.spam", "{\"nested\": true}"),
             ("config.manageddata.spam.blacklist", "[\"203.0.113.7\"]"),
             ("config.manageddata.spam.allow", "[\"Example.COM\"]"),
-            ("config.manageddata.spam", "{\"nested\": true}"),
             ("config.app.limits", "{\"rps\": 100}"),
         ] {
             store.write(&ConfigName::parse(name).unwrap(), content.into(), &who).await.unwrap();
