@@ -4,6 +4,7 @@
 
 mod backends;
 mod config;
+mod console;
 mod decider;
 mod dep;
 mod dev;
@@ -71,7 +72,11 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
         Command::Env(command) => environment::run(command, ctx).await,
         Command::Register(args) => register::run(args, ctx).await,
         Command::Backends => backends::run(ctx),
-        Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
+        Command::Dev {
+            admin_addr,
+            console_addr,
+        } => dev::run(admin_addr, &console_addr, ctx).await,
+        Command::Console(args) => console::run(args, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
     }
 }
