@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use kingpin_api::{BlobKey, BlobStore, Coordinator, CreateMode, Error, ErrorKind, NodePath, Result};
+use kingpin_api::{
+    BlobKey, BlobStore, Coordinator, CreateMode, Error, ErrorKind, NodePath, Result,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -120,7 +122,11 @@ fn valid_id(id: &str) -> bool {
 impl Approvals {
     /// Proposals kept in `coordinator` and `blobs`; changes to names under
     /// `prefixes` need approval.
-    pub fn new(coordinator: Arc<dyn Coordinator>, blobs: Arc<dyn BlobStore>, prefixes: Vec<String>) -> Self {
+    pub fn new(
+        coordinator: Arc<dyn Coordinator>,
+        blobs: Arc<dyn BlobStore>,
+        prefixes: Vec<String>,
+    ) -> Self {
         Approvals {
             coordinator,
             blobs,
@@ -168,7 +174,11 @@ impl Approvals {
         let json = serde_json::to_vec(&proposal).unwrap_or_default();
         let path = self
             .coordinator
-            .create(&root()?.join("p_")?, &json, CreateMode::PersistentSequential)
+            .create(
+                &root()?.join("p_")?,
+                &json,
+                CreateMode::PersistentSequential,
+            )
             .await?;
         Ok(path.name().to_owned())
     }
@@ -176,15 +186,22 @@ impl Approvals {
     /// One proposal; `NotFound` for an unknown (or malformed) id.
     pub async fn get(&self, id: &str) -> Result<StoredProposal> {
         if !valid_id(id) {
-            return Err(Error::new(ErrorKind::NotFound, format!("there is no proposal {id:?}")));
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("there is no proposal {id:?}"),
+            ));
         }
-        let node = self.coordinator.get(&root()?.join(id)?).await.map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                Error::new(ErrorKind::NotFound, format!("there is no proposal {id}"))
-            } else {
-                e
-            }
-        })?;
+        let node = self
+            .coordinator
+            .get(&root()?.join(id)?)
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::NotFound {
+                    Error::new(ErrorKind::NotFound, format!("there is no proposal {id}"))
+                } else {
+                    e
+                }
+            })?;
         let proposal = serde_json::from_slice(&node.data).map_err(|e| {
             Error::new(ErrorKind::Backend, format!("proposal {id} is not readable")).with_source(e)
         })?;
@@ -197,7 +214,10 @@ impl Approvals {
 
     /// The proposed content, verified against its sha256.
     pub async fn content(&self, proposal: &Proposal) -> Result<Bytes> {
-        let content = self.blobs.get(&BlobKey::parse(&proposal.content_key)?).await?;
+        let content = self
+            .blobs
+            .get(&BlobKey::parse(&proposal.content_key)?)
+            .await?;
         if format!("{:x}", Sha256::digest(&content)) != proposal.sha256 {
             return Err(Error::new(
                 ErrorKind::Backend,
@@ -215,9 +235,15 @@ impl Approvals {
             Err(e) => return Err(e),
         };
         let mut all: Vec<StoredProposal> = stream::iter(ids)
-            .map(|id| async move { self.get(&id).await.map(Some).or_else(|e| {
-                if e.kind() == ErrorKind::NotFound { Ok(None) } else { Err(e) }
-            }) })
+            .map(|id| async move {
+                self.get(&id).await.map(Some).or_else(|e| {
+                    if e.kind() == ErrorKind::NotFound {
+                        Ok(None)
+                    } else {
+                        Err(e)
+                    }
+                })
+            })
             .buffer_unordered(32)
             .try_filter_map(|p| async move { Ok(p) })
             .try_collect()

@@ -23,7 +23,13 @@ const CONCURRENCY: usize = 64;
 
 /// Subtrees of the coordinator that hold no configs: metaconfigs,
 /// serverset members, host status, the console's own records.
-const NOT_CONFIGS: [&str; 5] = ["/metaconfig", "/discovery", "/status", "/console", "/zookeeper"];
+const NOT_CONFIGS: [&str; 5] = [
+    "/metaconfig",
+    "/discovery",
+    "/status",
+    "/console",
+    "/zookeeper",
+];
 
 /// One config as last seen.
 #[derive(Debug, Clone)]
@@ -174,7 +180,13 @@ impl Catalog {
             match previous.entries.get(name.as_str()) {
                 Some(old) if old.record.blob_key == record.blob_key => {
                     indexed += old.text.as_ref().map_or(0, |t| t.len());
-                    entries.insert(name.as_str().to_owned(), CatalogEntry { record, ..old.clone() });
+                    entries.insert(
+                        name.as_str().to_owned(),
+                        CatalogEntry {
+                            record,
+                            ..old.clone()
+                        },
+                    );
                 }
                 _ => to_fetch.push((name, record)),
             }
@@ -237,7 +249,9 @@ impl Catalog {
                     kind = Some(infer_kind(name.as_str(), &content));
                     text = String::from_utf8(content.to_vec()).ok().map(Arc::from);
                 }
-                Err(e) => tracing::warn!(config = %name, error = %e, "cannot read content for the catalog"),
+                Err(e) => {
+                    tracing::warn!(config = %name, error = %e, "cannot read content for the catalog")
+                }
             }
         }
         CatalogEntry {
@@ -289,7 +303,9 @@ impl Catalog {
                     found.push((name, record));
                 }
                 for child in children {
-                    let Ok(child) = path.join(&child) else { continue };
+                    let Ok(child) = path.join(&child) else {
+                        continue;
+                    };
                     if is_config_subtree(child.as_str()) {
                         next.push(child);
                     }
@@ -308,9 +324,18 @@ impl Catalog {
     /// The rows directly under `prefix` (empty: the top), for names
     /// `visible` lets through; at most `limit` rows, and how many there
     /// were in all.
-    pub fn tree(&self, prefix: &str, visible: impl Fn(&str) -> bool, limit: usize) -> (Vec<TreeRow>, usize) {
+    pub fn tree(
+        &self,
+        prefix: &str,
+        visible: impl Fn(&str) -> bool,
+        limit: usize,
+    ) -> (Vec<TreeRow>, usize) {
         let snapshot = self.current();
-        let start = if prefix.is_empty() { String::new() } else { format!("{prefix}.") };
+        let start = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}.")
+        };
         let mut rows: Vec<TreeRow> = Vec::new();
         let mut total = 0;
         for (name, entry) in snapshot.entries.range(start.clone()..) {
@@ -368,7 +393,10 @@ impl Catalog {
         for (name, entry) in &snapshot.entries {
             let in_name = name.contains(&needle);
             let at = if in_content {
-                entry.text.as_deref().and_then(|t| find_ignore_case(t, &needle).map(|at| (t, at)))
+                entry
+                    .text
+                    .as_deref()
+                    .and_then(|t| find_ignore_case(t, &needle).map(|at| (t, at)))
             } else {
                 None
             };
@@ -425,12 +453,19 @@ mod tests {
             ("config.manageddata.spam.allow", "[\"Example.COM\"]"),
             ("config.app.limits", "{\"rps\": 100}"),
         ] {
-            store.write(&ConfigName::parse(name).unwrap(), content.into(), &who).await.unwrap();
+            store
+                .write(&ConfigName::parse(name).unwrap(), content.into(), &who)
+                .await
+                .unwrap();
         }
         let meta = NodePath::parse("/metaconfig/config/x").unwrap();
         store
             .coordinator()
-            .create(&meta, br#"{"version": 1}"#, kingpin_api::CreateMode::Persistent)
+            .create(
+                &meta,
+                br#"{"version": 1}"#,
+                kingpin_api::CreateMode::Persistent,
+            )
             .await
             .unwrap();
         let catalog = Catalog::new(store);
@@ -441,14 +476,20 @@ mod tests {
         assert_eq!((rows[0].component.as_str(), rows[0].below), ("app", 1));
         let (rows, _) = catalog.tree("config.manageddata", |_| true, 100);
         assert_eq!(rows[0].below, 2);
-        assert!(rows[0].entry.is_some(), "config.manageddata.spam is itself a config");
+        assert!(
+            rows[0].entry.is_some(),
+            "config.manageddata.spam is itself a config"
+        );
         let (hits, _) = catalog.search("example.com", true, |_| true, 10);
         assert_eq!(hits[0].entry.name, "config.manageddata.spam.allow");
         assert!(hits[0].snippet.as_deref().unwrap().contains("Example.COM"));
         let (hits, total) = catalog.search("spam", false, |n| !n.ends_with("allow"), 10);
         assert_eq!((hits.len(), total), (2, 2));
         assert_eq!(
-            catalog.get("config.manageddata.spam.blacklist").unwrap().kind,
+            catalog
+                .get("config.manageddata.spam.blacklist")
+                .unwrap()
+                .kind,
             Some(ConfigKind::List)
         );
     }

@@ -53,7 +53,10 @@ mod tests {
         let (markup, added, removed) = render(b"[\"a\", \"b\"]", b"[\"a\", \"c\"]");
         assert_eq!((added, removed), (1, 1));
         let html = markup.into_string();
-        assert!(html.contains("+ ") && html.contains("&quot;c&quot;"), "{html}");
+        assert!(
+            html.contains("+ ") && html.contains("&quot;c&quot;"),
+            "{html}"
+        );
         let (markup, added, removed) = render(b"x", b"x");
         assert_eq!((added, removed), (0, 0));
         assert!(markup.into_string().contains("No change"));

@@ -80,7 +80,9 @@ pub fn infer_type<'a>(values: impl IntoIterator<Item = &'a Value>) -> ItemType {
         found = Some(match (found, this) {
             (None, t) => t,
             (Some(a), b) if a == b => a,
-            (Some(ItemType::Int | ItemType::Float), ItemType::Int | ItemType::Float) => ItemType::Float,
+            (Some(ItemType::Int | ItemType::Float), ItemType::Int | ItemType::Float) => {
+                ItemType::Float
+            }
             _ => ItemType::Json,
         });
     }
@@ -97,10 +99,19 @@ pub fn show_item(value: &Value) -> String {
 
 /// A cell's text as an item of type `ty`; `what` names the cell.
 fn parse_item(text: &str, ty: ItemType, what: &str) -> Result<Value, String> {
-    let bad = || format!("{what} ({text:?}) is not {}, as the items of this config are", ty.described());
+    let bad = || {
+        format!(
+            "{what} ({text:?}) is not {}, as the items of this config are",
+            ty.described()
+        )
+    };
     match ty {
         ItemType::String => Ok(Value::String(text.to_owned())),
-        ItemType::Int => text.trim().parse::<i64>().map(Value::from).map_err(|_| bad()),
+        ItemType::Int => text
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| bad()),
         ItemType::Float => text
             .trim()
             .parse::<f64>()
@@ -112,7 +123,9 @@ fn parse_item(text: &str, ty: ItemType, what: &str) -> Result<Value, String> {
             "false" => Ok(Value::Bool(false)),
             _ => Err(bad()),
         },
-        ItemType::Json => serde_json::from_str(text).map_err(|e| format!("{what}: {}", json_error(&e))),
+        ItemType::Json => {
+            serde_json::from_str(text).map_err(|e| format!("{what}: {}", json_error(&e)))
+        }
     }
 }
 
@@ -122,7 +135,11 @@ pub fn json_error(e: &serde_json::Error) -> String {
     let what = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(what, _)| what);
-    format!("invalid JSON at line {}, column {}: {what}", e.line(), e.column())
+    format!(
+        "invalid JSON at line {}, column {}: {what}",
+        e.line(),
+        e.column()
+    )
 }
 
 /// One table row: a list item, or a key with its value (a mapped list's
@@ -166,23 +183,45 @@ impl Editor {
             return Ok(editor);
         }
         let value: Value = if content.iter().all(u8::is_ascii_whitespace) {
-            if kind == ConfigKind::List { Value::Array(Vec::new()) } else { Value::Object(Map::new()) }
+            if kind == ConfigKind::List {
+                Value::Array(Vec::new())
+            } else {
+                Value::Object(Map::new())
+            }
         } else {
             serde_json::from_slice(content).map_err(|e| json_error(&e))?
         };
         match (kind, value) {
             (ConfigKind::List, Value::Array(items)) => {
                 editor.item_type = infer_type(&items);
-                editor.rows = items.iter().map(|v| Row { key: String::new(), value: show_item(v) }).collect();
+                editor.rows = items
+                    .iter()
+                    .map(|v| Row {
+                        key: String::new(),
+                        value: show_item(v),
+                    })
+                    .collect();
             }
             (ConfigKind::Map | ConfigKind::Decider, Value::Object(map)) => {
-                editor.item_type = if kind == ConfigKind::Decider { ItemType::Float } else { infer_type(map.values()) };
-                editor.rows = map.iter().map(|(k, v)| Row { key: k.clone(), value: show_item(v) }).collect();
+                editor.item_type = if kind == ConfigKind::Decider {
+                    ItemType::Float
+                } else {
+                    infer_type(map.values())
+                };
+                editor.rows = map
+                    .iter()
+                    .map(|(k, v)| Row {
+                        key: k.clone(),
+                        value: show_item(v),
+                    })
+                    .collect();
             }
             (ConfigKind::MappedList, Value::Object(map)) => {
                 editor.item_type = infer_type(map.values().filter_map(Value::as_array).flatten());
                 for (key, items) in &map {
-                    let items = items.as_array().ok_or_else(|| format!("the value of {key:?} is not a list"))?;
+                    let items = items
+                        .as_array()
+                        .ok_or_else(|| format!("the value of {key:?} is not a list"))?;
                     editor.rows.push(Row {
                         key: key.clone(),
                         value: items.iter().map(show_item).collect::<Vec<_>>().join("\n"),
@@ -197,7 +236,11 @@ impl Editor {
     /// The editor as the user left it in a submitted form (rows marked for
     /// removal are dropped; blank rows are kept for typing into).
     pub fn from_form(kind: ConfigKind, form: &FormData) -> Editor {
-        let removed: Vec<usize> = form.all("remove").iter().filter_map(|r| r.parse().ok()).collect();
+        let removed: Vec<usize> = form
+            .all("remove")
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect();
         let values = form.all("value");
         let keys = form.all("key");
         let rows = values
@@ -225,7 +268,11 @@ impl Editor {
     /// duplicate keys or items, decider values outside [0, 100], JSON
     /// that does not parse are errors naming the row or line and column.
     pub fn to_content(&self) -> Result<Bytes, String> {
-        let rows = self.rows.iter().enumerate().filter(|(_, r)| !(r.key.trim().is_empty() && r.value.trim().is_empty()));
+        let rows = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !(r.key.trim().is_empty() && r.value.trim().is_empty()));
         match self.kind {
             ConfigKind::Text => Ok(Bytes::from(self.text.clone())),
             ConfigKind::Json => {
@@ -234,16 +281,24 @@ impl Editor {
             }
             ConfigKind::Environment => {
                 let value: Value = serde_json::from_str(&self.text).map_err(|e| json_error(&e))?;
-                let content = content_of("the environment", value).map_err(|e| e.message().to_owned())?;
+                let content =
+                    content_of("the environment", value).map_err(|e| e.message().to_owned())?;
                 Ok(Bytes::from(to_kingpin_json(&Value::Object(content))))
             }
-            ConfigKind::EnvironmentView => Err("an environment's view is derived from its environments: edit those instead".into()),
+            ConfigKind::EnvironmentView => Err(
+                "an environment's view is derived from its environments: edit those instead".into(),
+            ),
             ConfigKind::List => {
                 let mut items: Vec<Value> = Vec::new();
                 for (i, row) in rows {
                     let item = parse_item(&row.value, self.item_type, &format!("item {}", i + 1))?;
                     if let Some(first) = items.iter().position(|v| *v == item) {
-                        return Err(format!("item {} ({:?}) repeats item {}: a list holds distinct items", i + 1, row.value, first + 1));
+                        return Err(format!(
+                            "item {} ({:?}) repeats item {}: a list holds distinct items",
+                            i + 1,
+                            row.value,
+                            first + 1
+                        ));
                     }
                     items.push(item);
                 }
@@ -262,17 +317,31 @@ impl Editor {
                                 .lines()
                                 .filter(|l| !l.trim().is_empty())
                                 .enumerate()
-                                .map(|(j, line)| parse_item(line, self.item_type, &format!("item {} of {key:?}", j + 1)))
+                                .map(|(j, line)| {
+                                    parse_item(
+                                        line,
+                                        self.item_type,
+                                        &format!("item {} of {key:?}", j + 1),
+                                    )
+                                })
                                 .collect::<Result<_, _>>()?,
                         ),
                         ConfigKind::Decider => {
                             let number: f64 = row.value.trim().parse().map_err(|_| {
-                                format!("the value of flag {key:?} ({:?}) is not a number", row.value)
+                                format!(
+                                    "the value of flag {key:?} ({:?}) is not a number",
+                                    row.value
+                                )
                             })?;
-                            kingpin_api::decider::validate(key, number).map_err(|e| e.message().to_owned())?;
+                            kingpin_api::decider::validate(key, number)
+                                .map_err(|e| e.message().to_owned())?;
                             serde_json::to_value(number).map_err(|e| e.to_string())?
                         }
-                        _ => parse_item(&row.value, self.item_type, &format!("the value of {key:?}"))?,
+                        _ => parse_item(
+                            &row.value,
+                            self.item_type,
+                            &format!("the value of {key:?}"),
+                        )?,
                     };
                     if map.insert(key.to_owned(), value).is_some() {
                         return Err(format!("key {key:?} appears twice"));
@@ -298,7 +367,9 @@ mod tests {
     use super::*;
 
     fn form(fields: &[(&str, &str)]) -> FormData {
-        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         FormData::parse(body.as_bytes())
     }
 
@@ -308,27 +379,51 @@ mod tests {
         assert_eq!(editor.item_type, ItemType::Int);
         let edited = Editor::from_form(
             ConfigKind::List,
-            &form(&[("item_type", "int"), ("value", "1"), ("value", "2"), ("value", "3"), ("remove", "0")]),
+            &form(&[
+                ("item_type", "int"),
+                ("value", "1"),
+                ("value", "2"),
+                ("value", "3"),
+                ("remove", "0"),
+            ]),
         );
         assert_eq!(edited.to_content().unwrap(), Bytes::from("[2, 3]"));
-        let bad = Editor::from_form(ConfigKind::List, &form(&[("item_type", "int"), ("value", "1"), ("value", "abc")]));
+        let bad = Editor::from_form(
+            ConfigKind::List,
+            &form(&[("item_type", "int"), ("value", "1"), ("value", "abc")]),
+        );
         let err = bad.to_content().unwrap_err();
-        assert!(err.contains("item 2") && err.contains("whole number"), "{err}");
+        assert!(
+            err.contains("item 2") && err.contains("whole number"),
+            "{err}"
+        );
     }
 
     #[test]
     fn decider_values_stay_in_range() {
-        let ok = Editor::from_form(ConfigKind::Decider, &form(&[("key", "new_feed"), ("value", "20")]));
-        assert_eq!(ok.to_content().unwrap(), Bytes::from("{\"new_feed\": 20.0}"));
-        let err = Editor::from_form(ConfigKind::Decider, &form(&[("key", "new_feed"), ("value", "101")]))
-            .to_content()
-            .unwrap_err();
+        let ok = Editor::from_form(
+            ConfigKind::Decider,
+            &form(&[("key", "new_feed"), ("value", "20")]),
+        );
+        assert_eq!(
+            ok.to_content().unwrap(),
+            Bytes::from("{\"new_feed\": 20.0}")
+        );
+        let err = Editor::from_form(
+            ConfigKind::Decider,
+            &form(&[("key", "new_feed"), ("value", "101")]),
+        )
+        .to_content()
+        .unwrap_err();
         assert!(err.contains("outside [0, 100]"), "{err}");
     }
 
     #[test]
     fn json_errors_name_line_and_column() {
-        let editor = Editor::from_form(ConfigKind::Json, &form(&[("content", "{\n  \"a\": 1,\n  oops\n}")]));
+        let editor = Editor::from_form(
+            ConfigKind::Json,
+            &form(&[("content", "{\n  \"a\": 1,\n  oops\n}")]),
+        );
         let err = editor.to_content().unwrap_err();
         assert!(err.starts_with("invalid JSON at line 3, column 3"), "{err}");
         let env = Editor::from_form(ConfigKind::Environment, &form(&[("content", "[1]")]));
@@ -339,8 +434,16 @@ mod tests {
     fn mapped_lists_take_one_item_per_line() {
         let editor = Editor::from_form(
             ConfigKind::MappedList,
-            &form(&[("key", "b"), ("value", "x\ny\n"), ("key", "a"), ("value", "z")]),
+            &form(&[
+                ("key", "b"),
+                ("value", "x\ny\n"),
+                ("key", "a"),
+                ("value", "z"),
+            ]),
         );
-        assert_eq!(editor.to_content().unwrap(), Bytes::from("{\"a\": [\"z\"], \"b\": [\"x\", \"y\"]}"));
+        assert_eq!(
+            editor.to_content().unwrap(),
+            Bytes::from("{\"a\": [\"z\"], \"b\": [\"x\", \"y\"]}")
+        );
     }
 }

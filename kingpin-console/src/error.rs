@@ -67,11 +67,7 @@ impl From<Error> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let title = self
-            .status
-            .canonical_reason()
-            .unwrap_or("Error")
-            .to_owned();
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
         (self.status, layout::bare(&title, &self.message)).into_response()
     }
 }

@@ -52,9 +52,9 @@ impl FormData {
     pub fn version(&self, name: &str) -> Result<u64, PageError> {
         match self.get(name).map(str::trim) {
             None | Some("") => Ok(0),
-            Some(text) => text
-                .parse()
-                .map_err(|_| PageError::invalid(format!("{name} {text:?} is not a version number"))),
+            Some(text) => text.parse().map_err(|_| {
+                PageError::invalid(format!("{name} {text:?} is not a version number"))
+            }),
         }
     }
 }

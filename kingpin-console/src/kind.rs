@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(infer_kind(&m("a"), b"[\"x\"]"), ConfigKind::List);
         assert_eq!(infer_kind(&m("a"), b"{\"k\": 1}"), ConfigKind::Map);
         assert_eq!(infer_kind(&m("a"), b"{\"k\": [1]}"), ConfigKind::MappedList);
-        assert_eq!(infer_kind(&m("a"), b"{\"k\": {\"x\": 1}}"), ConfigKind::Json);
+        assert_eq!(
+            infer_kind(&m("a"), b"{\"k\": {\"x\": 1}}"),
+            ConfigKind::Json
+        );
         assert_eq!(infer_kind(&m("a"), b""), ConfigKind::List);
         assert_eq!(infer_kind("config.app", b"[1]"), ConfigKind::Json);
         assert_eq!(infer_kind("config.app", b"hello"), ConfigKind::Text);
@@ -169,6 +172,9 @@ mod tests {
             ConfigKind::Environment
         );
         let (service, env, view) = environment_of("environments.shop.views.prod.east").unwrap();
-        assert_eq!((service.as_str(), env.to_string().as_str(), view), ("shop", "/prod/east", true));
+        assert_eq!(
+            (service.as_str(), env.to_string().as_str(), view),
+            ("shop", "/prod/east", true)
+        );
     }
 }

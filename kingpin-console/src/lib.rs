@@ -183,7 +183,11 @@ impl Console {
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let _refreshing = self.start_refreshing();
         let app = self.router();
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
     }
 }
 

@@ -84,7 +84,9 @@ impl ConsoleSettings {
     /// Settings for one local user with every right (`kingpin dev`).
     pub fn local(user: impl Into<String>) -> Self {
         ConsoleSettings {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 9900).into()),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 9900).into()),
             sign_in: SignIn::LocalUser(user.into()),
             grants: Vec::new(),
             approvals: Vec::new(),
@@ -145,9 +147,9 @@ impl ConsoleSettings {
         let mut settings = ConsoleSettings::local("");
         settings.sign_in = sign_in;
         if let Some(listen) = file.listen {
-            settings.listen = listen
-                .parse()
-                .map_err(|e| SettingsError(format!("listen = {listen:?} is not an address: {e}")))?;
+            settings.listen = listen.parse().map_err(|e| {
+                SettingsError(format!("listen = {listen:?} is not an address: {e}"))
+            })?;
         }
         for grant in file.grants {
             let role = Role::parse(&grant.role).ok_or_else(|| {
@@ -176,13 +178,26 @@ impl ConsoleSettings {
         settings.session_key_file = file.session_key_file;
         settings.secure_cookies = file.secure_cookies;
         for (what, text, slot) in [
-            ("session_lifetime", file.session_lifetime, &mut settings.session_lifetime),
-            ("catalog_refresh", file.catalog_refresh, &mut settings.catalog_refresh),
-            ("status_refresh", file.status_refresh, &mut settings.status_refresh),
+            (
+                "session_lifetime",
+                file.session_lifetime,
+                &mut settings.session_lifetime,
+            ),
+            (
+                "catalog_refresh",
+                file.catalog_refresh,
+                &mut settings.catalog_refresh,
+            ),
+            (
+                "status_refresh",
+                file.status_refresh,
+                &mut settings.status_refresh,
+            ),
         ] {
             if let Some(text) = text {
-                *slot = humantime::parse_duration(&text)
-                    .map_err(|e| SettingsError(format!("{what} = {text:?} is not a duration: {e}")))?;
+                *slot = humantime::parse_duration(&text).map_err(|e| {
+                    SettingsError(format!("{what} = {text:?} is not a duration: {e}"))
+                })?;
                 if slot.is_zero() {
                     return Err(SettingsError(format!("{what} must be longer than 0s")));
                 }
@@ -195,7 +210,11 @@ impl ConsoleSettings {
 fn parse_net(text: &str) -> Result<IpNet, SettingsError> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| SettingsError(format!("trusted_proxies entry {text:?} is not an address or CIDR range")))
+        .map_err(|_| {
+            SettingsError(format!(
+                "trusted_proxies entry {text:?} is not an address or CIDR range"
+            ))
+        })
 }
 
 /// A name prefix: empty (everything) or config name components.

@@ -148,12 +148,21 @@ struct Browser {
 
 impl Browser {
     async fn goto(&self, path: &str) {
-        self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
     }
 
     async fn sign_in(&self, user: &str) {
         self.goto("/signin").await;
-        self.client.find(Locator::Id("user")).await.unwrap().send_keys(user).await.unwrap();
+        self.client
+            .find(Locator::Id("user"))
+            .await
+            .unwrap()
+            .send_keys(user)
+            .await
+            .unwrap();
         self.client
             .find(Locator::Id("password"))
             .await
@@ -161,7 +170,8 @@ impl Browser {
             .send_keys(PASSWORD)
             .await
             .unwrap();
-        self.click("form[action='/signin'] button[type=submit]").await;
+        self.click("form[action='/signin'] button[type=submit]")
+            .await;
         // Signed in, the header names the user.
         self.wait_for_text("header", user).await;
     }
@@ -178,7 +188,13 @@ impl Browser {
 
     /// The element, waiting for the page that has it.
     async fn element(&self, css: &str) -> fantoccini::elements::Element {
-        match self.client.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
+        match self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+        {
             Ok(element) => element,
             Err(e) => {
                 let page = match self.client.find(Locator::Css("body")).await {
@@ -217,17 +233,28 @@ impl Browser {
     }
 
     async fn has(&self, css: &str) -> bool {
-        !self.client.find_all(Locator::Css(css)).await.unwrap().is_empty()
+        !self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap()
+            .is_empty()
     }
 
     async fn url(&self) -> String {
-        self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default()
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default()
     }
 
     async fn screenshot(&self, file: &str) {
         let dir = std::env::var_os("KINGPIN_TEST_SCREENSHOTS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots"));
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
+            });
         std::fs::create_dir_all(&dir).unwrap();
         let png = self.client.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
@@ -274,7 +301,13 @@ async fn stack(case: &str) -> Option<Stack> {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", &credentials.secret_key);
     let prefix = format!("console-{}", unique_suffix());
     let blobs: Arc<dyn BlobStore> = Arc::new(
-        kingpin_conformance_tests::s3::aws_sdk_store(&endpoint, &credentials, "kingpin-test", &prefix).await,
+        kingpin_conformance_tests::s3::aws_sdk_store(
+            &endpoint,
+            &credentials,
+            "kingpin-test",
+            &prefix,
+        )
+        .await,
     );
     let coordinator_url = format!("zk://{hosts}{}?session_timeout=4s", unique_namespace());
     let coordinator = kingpin::open_coordinator(&coordinator_url).await.unwrap();
@@ -322,7 +355,10 @@ impl Stack {
 
     async fn content(&self, config: &str) -> (u64, String) {
         let config = self.store.read(&name(config)).await.unwrap().unwrap();
-        (config.record.version, String::from_utf8(config.content.to_vec()).unwrap())
+        (
+            config.record.version,
+            String::from_utf8(config.content.to_vec()).unwrap(),
+        )
     }
 }
 
@@ -341,11 +377,24 @@ async fn adding_a_list_item_through_the_form_reaches_the_monitors_file() {
     };
     stack.write(SPAM, "[\"203.0.113.7\"]").await;
     let metaconfigs = MetaConfigManager::new(stack.coordinator.clone());
-    metaconfigs.create(&MetaConfig::config(name(SPAM)).unwrap()).await.unwrap();
-    metaconfigs.create_dependency(&name("web.dep")).await.unwrap();
-    metaconfigs.add_to_dependency(&name("web.dep"), &name(SPAM)).await.unwrap();
+    metaconfigs
+        .create(&MetaConfig::config(name(SPAM)).unwrap())
+        .await
+        .unwrap();
+    metaconfigs
+        .create_dependency(&name("web.dep"))
+        .await
+        .unwrap();
+    metaconfigs
+        .add_to_dependency(&name("web.dep"), &name(SPAM))
+        .await
+        .unwrap();
     let out = stack.dir.path().join("var");
-    let mut settings = MonitorSettings::new(&stack.coordinator_url, &stack.blobstore_url, name("web.dep"));
+    let mut settings = MonitorSettings::new(
+        &stack.coordinator_url,
+        &stack.blobstore_url,
+        name("web.dep"),
+    );
     settings.config_dir = out.join("config");
     settings.serverset_dir = out.join("serverset");
     settings.admin_addr = None;
@@ -369,11 +418,16 @@ async fn adding_a_list_item_through_the_form_reaches_the_monitors_file() {
     let alice = driver.browser(&stack.url).await;
     alice.sign_in("alice").await;
     alice.goto(&format!("/config/{SPAM}/edit")).await;
-    alice.type_into("input[aria-label='item 2']", "198.51.100.1").await;
+    alice
+        .type_into("input[aria-label='item 2']", "198.51.100.1")
+        .await;
     alice.screenshot("edit-list.png").await;
     alice.click("#review").await;
     let diff = alice.text("#diff").await;
-    assert!(diff.contains("198.51.100.1"), "the review shows the added item: {diff}");
+    assert!(
+        diff.contains("198.51.100.1"),
+        "the review shows the added item: {diff}"
+    );
     assert!(alice.text("main").await.contains("Against version 1"));
     alice.type_into("#message", "block a spammer").await;
     alice.screenshot("review.png").await;
@@ -382,9 +436,15 @@ async fn adding_a_list_item_through_the_form_reaches_the_monitors_file() {
 
     on_disk(2).await;
     let file = std::fs::read_to_string(out.join("config").join(SPAM)).unwrap();
-    assert!(file.contains("198.51.100.1") && file.contains("203.0.113.7"), "{file}");
+    assert!(
+        file.contains("198.51.100.1") && file.contains("203.0.113.7"),
+        "{file}"
+    );
     let record = stack.store.record(&name(SPAM)).await.unwrap().unwrap().0;
-    assert_eq!((record.author.as_str(), record.message.as_str()), ("alice", "block a spammer"));
+    assert_eq!(
+        (record.author.as_str(), record.message.as_str()),
+        ("alice", "block a spammer")
+    );
 
     // Who has which version: the monitor's report reaches the config page.
     alice.goto(&format!("/config/{SPAM}")).await;
@@ -443,13 +503,26 @@ async fn a_second_session_saving_a_stale_edit_gets_the_conflict_view_with_its_ed
     second.wait_for_text("#conflict", "Nothing was saved").await;
     second.screenshot("conflict.png").await;
     let page = second.text("main").await;
-    assert!(page.contains("192.0.2.1"), "the conflict shows what changed meanwhile: {page}");
-    assert!(second.text("#your-edit").await.contains("192.0.2.2"), "the edit is kept");
-    assert_eq!(stack.content(SPAM).await.0, 2, "the stale save wrote nothing");
+    assert!(
+        page.contains("192.0.2.1"),
+        "the conflict shows what changed meanwhile: {page}"
+    );
+    assert!(
+        second.text("#your-edit").await.contains("192.0.2.2"),
+        "the edit is kept"
+    );
+    assert_eq!(
+        stack.content(SPAM).await.0,
+        2,
+        "the stale save wrote nothing"
+    );
     // The kept edit goes on to the editor, against the new version.
     second.click("#conflict ~ form button.secondary").await;
     let kept = second.element("input[aria-label='item 2']").await;
-    assert_eq!(kept.prop("value").await.unwrap().as_deref(), Some("192.0.2.2"));
+    assert_eq!(
+        kept.prop("value").await.unwrap().as_deref(),
+        Some("192.0.2.2")
+    );
     first.close().await;
     second.close().await;
 }
@@ -461,12 +534,22 @@ async fn an_environments_inherited_view_follows_an_edit_of_its_parent() {
     };
     let envs = Environments::new(stack.store.clone());
     let shop = ServiceName::parse("shop").unwrap();
-    envs.create(&shop, &EnvPath::root(), content_of("r", json!({"db": {"host": "db1", "pool": 10}})).unwrap(), &setup())
-        .await
-        .unwrap();
-    envs.create(&shop, &EnvPath::parse("/prod").unwrap(), content_of("p", json!({"db": {"pool": 50}})).unwrap(), &setup())
-        .await
-        .unwrap();
+    envs.create(
+        &shop,
+        &EnvPath::root(),
+        content_of("r", json!({"db": {"host": "db1", "pool": 10}})).unwrap(),
+        &setup(),
+    )
+    .await
+    .unwrap();
+    envs.create(
+        &shop,
+        &EnvPath::parse("/prod").unwrap(),
+        content_of("p", json!({"db": {"pool": 50}})).unwrap(),
+        &setup(),
+    )
+    .await
+    .unwrap();
     let alice = driver.browser(&stack.url).await;
     alice.sign_in("alice").await;
     alice.goto("/environments/shop?env=/prod").await;
@@ -474,15 +557,23 @@ async fn an_environments_inherited_view_follows_an_edit_of_its_parent() {
     assert!(view.contains("\"db1\"") && view.contains("50"), "{view}");
     alice.goto("/environments/shop?env=/").await;
     alice.click("#edit-env").await;
-    alice.type_into("#text", "{\"db\": {\"host\": \"db2\", \"pool\": 10}}").await;
+    alice
+        .type_into("#text", "{\"db\": {\"host\": \"db2\", \"pool\": 10}}")
+        .await;
     alice.click("#review").await;
     alice.type_into("#message", "move the database").await;
     alice.click("#save").await;
     alice.wait_for_text(".notice", "Saved version").await;
     alice.goto("/environments/shop?env=/prod").await;
     let view = alice.text("#view").await;
-    assert!(view.contains("\"db2\"") && !view.contains("\"db1\""), "the view follows the parent: {view}");
-    assert!(view.contains("50") && view.contains("(own)"), "prod's own value stays: {view}");
+    assert!(
+        view.contains("\"db2\"") && !view.contains("\"db1\""),
+        "the view follows the parent: {view}"
+    );
+    assert!(
+        view.contains("50") && view.contains("(own)"),
+        "prod's own value stays: {view}"
+    );
     alice.screenshot("environment.png").await;
     alice.close().await;
 }
@@ -522,11 +613,22 @@ async fn a_proposal_is_published_only_when_another_user_approves() {
     alice.click("#save").await;
     alice.wait_for_text(".notice", "").await;
     let proposed = alice.url().await;
-    let id = proposed.split("proposed=").nth(1).unwrap_or_else(|| panic!("not proposed: {proposed}")).to_owned();
-    assert_eq!(stack.content(PAYMENTS).await, (1, "{\"max\": 100}".to_owned()), "a proposal writes nothing");
+    let id = proposed
+        .split("proposed=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("not proposed: {proposed}"))
+        .to_owned();
+    assert_eq!(
+        stack.content(PAYMENTS).await,
+        (1, "{\"max\": 100}".to_owned()),
+        "a proposal writes nothing"
+    );
     alice.goto(&format!("/approval/{id}")).await;
     alice.element("#diff").await;
-    assert!(!alice.has("#publish").await, "nobody approves their own change");
+    assert!(
+        !alice.has("#publish").await,
+        "nobody approves their own change"
+    );
 
     let bob = driver.browser(&stack.url).await;
     bob.sign_in("bob").await;
@@ -539,7 +641,10 @@ async fn a_proposal_is_published_only_when_another_user_approves() {
     bob.wait_for_text(".notice", "Saved version 2").await;
     let (version, content) = stack.content(PAYMENTS).await;
     assert_eq!(version, 2);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&content).unwrap(), json!({"max": 200}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&content).unwrap(),
+        json!({"max": 200})
+    );
     alice.close().await;
     bob.close().await;
 }

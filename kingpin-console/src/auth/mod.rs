@@ -109,7 +109,10 @@ impl SignedIn {
     /// 403 unless the form (or the htmx header) carries this session's
     /// CSRF token.
     pub fn check_csrf(&self, form: &FormData) -> Result<(), PageError> {
-        let token = self.header_token.as_deref().or_else(|| form.get(CSRF_FIELD));
+        let token = self
+            .header_token
+            .as_deref()
+            .or_else(|| form.get(CSRF_FIELD));
         match token {
             Some(token) if self.state.auth.key.check_csrf(&self.binding, token) => Ok(()),
             _ => Err(PageError::forbidden(
@@ -130,7 +133,10 @@ pub fn peer(parts: &Parts) -> Option<IpAddr> {
 impl FromRequestParts<Arc<AppState>> for SignedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
         let auth = &state.auth;
         let header_token = parts
             .headers
@@ -140,8 +146,12 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
         let (user, binding, can_sign_out) = match &auth.identify {
             Identify::Local(user) => (user.clone(), user.clone(), false),
             Identify::Proxy { header, trusted } => {
-                let from_proxy = peer(parts).is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
-                let named = parts.headers.get(header.as_str()).and_then(|v| v.to_str().ok());
+                let from_proxy =
+                    peer(parts).is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
+                let named = parts
+                    .headers
+                    .get(header.as_str())
+                    .and_then(|v| v.to_str().ok());
                 match named {
                     Some(user) if from_proxy && !user.trim().is_empty() => {
                         (user.trim().to_owned(), user.trim().to_owned(), false)
@@ -175,7 +185,8 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
                     Some(session) => (session.user, session.nonce, true),
                     None if parts.method == Method::GET || parts.method == Method::HEAD => {
                         let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                        let next: String =
+                            form_urlencoded::byte_serialize(next.as_bytes()).collect();
                         return Err(Redirect::to(&format!("/signin?next={next}")).into_response());
                     }
                     None => {

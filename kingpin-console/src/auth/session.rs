@@ -83,7 +83,10 @@ impl SessionKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SessionKey::random();
                 write_private(path, &key.0).map_err(|e| {
-                    SettingsError(format!("cannot write the session key file {}: {e}", path.display()))
+                    SettingsError(format!(
+                        "cannot write the session key file {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 Ok(key)
             }
@@ -120,7 +123,12 @@ impl SessionKey {
     pub fn issue(&self, user: &str, lifetime: Duration) -> (String, Session) {
         let nonce = random_nonce();
         let expiry = (now_secs() + lifetime.as_secs()).to_string();
-        let tag = self.mac(&[b"session", user.as_bytes(), expiry.as_bytes(), nonce.as_bytes()]);
+        let tag = self.mac(&[
+            b"session",
+            user.as_bytes(),
+            expiry.as_bytes(),
+            nonce.as_bytes(),
+        ]);
         let value = format!(
             "{}.{}.{}.{}",
             B64.encode(user),
@@ -146,7 +154,15 @@ impl SessionKey {
         let nonce = parts.next()?.to_owned();
         let tag = B64.decode(parts.next()?).ok()?;
         if parts.next().is_some()
-            || !self.verify(&[b"session", user.as_bytes(), expiry.as_bytes(), nonce.as_bytes()], &tag)
+            || !self.verify(
+                &[
+                    b"session",
+                    user.as_bytes(),
+                    expiry.as_bytes(),
+                    nonce.as_bytes(),
+                ],
+                &tag,
+            )
         {
             return None;
         }
@@ -226,12 +242,18 @@ mod tests {
         let again = SessionKey::from_file(&path).unwrap();
         assert_eq!(first.0, again.0);
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
     fn cookies_are_found_by_name() {
-        assert_eq!(cookie("a=1; kp_session=xyz; b=2", "kp_session"), Some("xyz"));
+        assert_eq!(
+            cookie("a=1; kp_session=xyz; b=2", "kp_session"),
+            Some("xyz")
+        );
         assert_eq!(cookie("a=1", "kp_session"), None);
     }
 }

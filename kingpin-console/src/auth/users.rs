@@ -50,8 +50,12 @@ impl Users {
     /// Reads a users file: `name:hash` lines; blank lines and `#`
     /// comments are skipped. Every hash must be argon2id.
     pub fn from_file(path: &Path) -> Result<Self, SettingsError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SettingsError(format!("cannot read the users file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError(format!(
+                "cannot read the users file {}: {e}",
+                path.display()
+            ))
+        })?;
         Self::parse(&text).map_err(|e| SettingsError(format!("{}: {}", path.display(), e.0)))
     }
 
@@ -65,11 +69,13 @@ impl Users {
             }
             let line_no = number + 1;
             let Some((name, hash)) = line.split_once(':') else {
-                return Err(SettingsError(format!(
-                    "line {line_no} is not name:hash"
-                )));
+                return Err(SettingsError(format!("line {line_no} is not name:hash")));
             };
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+            {
                 return Err(SettingsError(format!(
                     "line {line_no}: user name {name:?} may hold only letters, digits, '.', '_', '-' and '@'"
                 )));
@@ -84,7 +90,9 @@ impl Users {
                 }
             }
             if hashes.insert(name.to_owned(), hash.to_owned()).is_some() {
-                return Err(SettingsError(format!("line {line_no}: {name} is listed twice")));
+                return Err(SettingsError(format!(
+                    "line {line_no}: {name} is listed twice"
+                )));
             }
         }
         Ok(Users { hashes })

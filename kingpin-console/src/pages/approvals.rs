@@ -23,23 +23,29 @@ use crate::{diff, when, AppState};
 /// `/approvals`: open proposals first, then decided ones.
 pub async fn list(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<Markup, PageError> {
     let all = state.approvals.list().await?;
-    let visible: Vec<&StoredProposal> = all.iter().filter(|p| who.may(&p.proposal.config, Role::Viewer)).collect();
-    let (open, decided): (Vec<&StoredProposal>, Vec<&StoredProposal>) =
-        visible.into_iter().partition(|p| p.proposal.state == ProposalState::Open);
-    let table = |rows: &[&StoredProposal]| html! {
-        table {
-            thead { tr { th { "proposal" } th { "config" } th { "base" } th { "author" } th { "message" } th { "time" } th { "state" } } }
-            tbody { @for p in rows {
-                tr {
-                    td { a href=(format!("/approval/{}", p.id)) { (p.id) } }
-                    td { (config_link(&p.proposal.config)) }
-                    td { (p.proposal.base_version) }
-                    td { (p.proposal.author) }
-                    td { (p.proposal.message) }
-                    td { (when(p.proposal.created_ms)) }
-                    td { (p.proposal.state.as_str()) @if let Some(by) = &p.proposal.decided_by { " by " (by) } }
-                }
-            } }
+    let visible: Vec<&StoredProposal> = all
+        .iter()
+        .filter(|p| who.may(&p.proposal.config, Role::Viewer))
+        .collect();
+    let (open, decided): (Vec<&StoredProposal>, Vec<&StoredProposal>) = visible
+        .into_iter()
+        .partition(|p| p.proposal.state == ProposalState::Open);
+    let table = |rows: &[&StoredProposal]| {
+        html! {
+            table {
+                thead { tr { th { "proposal" } th { "config" } th { "base" } th { "author" } th { "message" } th { "time" } th { "state" } } }
+                tbody { @for p in rows {
+                    tr {
+                        td { a href=(format!("/approval/{}", p.id)) { (p.id) } }
+                        td { (config_link(&p.proposal.config)) }
+                        td { (p.proposal.base_version) }
+                        td { (p.proposal.author) }
+                        td { (p.proposal.message) }
+                        td { (when(p.proposal.created_ms)) }
+                        td { (p.proposal.state.as_str()) @if let Some(by) = &p.proposal.decided_by { " by " (by) } }
+                    }
+                } }
+            }
         }
     };
     Ok(page(
@@ -61,7 +67,11 @@ pub async fn list(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<M
 
 /// `/approval/{id}`: the proposed change as a diff against its base, and
 /// what changed since, if anything.
-pub async fn show(State(state): State<Arc<AppState>>, who: SignedIn, Path(id): Path<String>) -> Result<Markup, PageError> {
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Markup, PageError> {
     let stored = state.approvals.get(&id).await?;
     let p = &stored.proposal;
     let name = config_name(&p.config)?;
@@ -75,7 +85,9 @@ pub async fn show(State(state): State<Arc<AppState>>, who: SignedIn, Path(id): P
     let current_version = current.as_ref().map_or(0, |c| c.record.version);
     let stale = p.state == ProposalState::Open && current_version != p.base_version;
     let (markup, added, removed) = diff::render(&base, &proposed);
-    let may_decide = p.state == ProposalState::Open && who.may(name.as_str(), Role::Approver) && who.user != p.author;
+    let may_decide = p.state == ProposalState::Open
+        && who.may(name.as_str(), Role::Approver)
+        && who.user != p.author;
     let may_withdraw = p.state == ProposalState::Open && who.user == p.author;
     Ok(page(
         &who,
@@ -110,25 +122,41 @@ pub async fn show(State(state): State<Arc<AppState>>, who: SignedIn, Path(id): P
 }
 
 fn decided_elsewhere(id: &str) -> PageError {
-    PageError::new(StatusCode::CONFLICT, format!("proposal {id} was decided by someone else meanwhile"))
+    PageError::new(
+        StatusCode::CONFLICT,
+        format!("proposal {id} was decided by someone else meanwhile"),
+    )
 }
 
 /// `POST /approval/{id}/publish`: by an approver who is not the author; a
 /// compare-and-set against the proposal's base.
-pub async fn publish(State(state): State<Arc<AppState>>, who: SignedIn, Path(id): Path<String>, form: FormData) -> Result<Response, PageError> {
+pub async fn publish(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
     who.check_csrf(&form)?;
     let stored = state.approvals.get(&id).await?;
     let p = &stored.proposal;
     let name = config_name(&p.config)?;
     who.require(name.as_str(), Role::Approver)?;
     if who.user == p.author {
-        return Err(PageError::forbidden("a proposal is published by another user than its author; nothing was changed"));
+        return Err(PageError::forbidden(
+            "a proposal is published by another user than its author; nothing was changed",
+        ));
     }
     if p.state != ProposalState::Open {
-        return Err(PageError::new(StatusCode::CONFLICT, format!("proposal {id} is {} already", p.state.as_str())));
+        return Err(PageError::new(
+            StatusCode::CONFLICT,
+            format!("proposal {id} is {} already", p.state.as_str()),
+        ));
     }
     let content = state.approvals.content(p).await?;
-    let change = ChangeInfo::new(p.author.clone(), format!("{} (approved by {})", p.message, who.user));
+    let change = ChangeInfo::new(
+        p.author.clone(),
+        format!("{} (approved by {})", p.message, who.user),
+    );
     match write_checked(&state, &name, content, p.base_version, &change).await? {
         Written::Version(version) => {
             match state.approvals.decide(&stored, ProposalState::Published, &who.user, Some(version)).await {
@@ -147,7 +175,12 @@ pub async fn publish(State(state): State<Arc<AppState>>, who: SignedIn, Path(id)
 
 /// `POST /approval/{id}/reject`: rejected by an approver, or withdrawn by
 /// its author.
-pub async fn reject(State(state): State<Arc<AppState>>, who: SignedIn, Path(id): Path<String>, form: FormData) -> Result<Response, PageError> {
+pub async fn reject(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, PageError> {
     who.check_csrf(&form)?;
     let stored = state.approvals.get(&id).await?;
     let p = &stored.proposal;
@@ -158,9 +191,16 @@ pub async fn reject(State(state): State<Arc<AppState>>, who: SignedIn, Path(id):
         ProposalState::Rejected
     };
     if p.state != ProposalState::Open {
-        return Err(PageError::new(StatusCode::CONFLICT, format!("proposal {id} is {} already", p.state.as_str())));
+        return Err(PageError::new(
+            StatusCode::CONFLICT,
+            format!("proposal {id} is {} already", p.state.as_str()),
+        ));
     }
-    match state.approvals.decide(&stored, new_state, &who.user, None).await {
+    match state
+        .approvals
+        .decide(&stored, new_state, &who.user, None)
+        .await
+    {
         Err(e) if e.kind() == ErrorKind::BadVersion => return Err(decided_elsewhere(&id)),
         other => other?,
     }

@@ -62,9 +62,17 @@ pub async fn tree(
     let (rows, total) = state
         .catalog
         .tree(&prefix, |name| who.may(name, Role::Viewer), MAX_ROWS);
-    let parts: Vec<&str> = if prefix.is_empty() { Vec::new() } else { prefix.split('.').collect() };
+    let parts: Vec<&str> = if prefix.is_empty() {
+        Vec::new()
+    } else {
+        prefix.split('.').collect()
+    };
     let may_create = who.may(if prefix.is_empty() { "" } else { &prefix }, Role::Editor);
-    let title = if prefix.is_empty() { "Configs".to_owned() } else { format!("{prefix}.*") };
+    let title = if prefix.is_empty() {
+        "Configs".to_owned()
+    } else {
+        format!("{prefix}.*")
+    };
     Ok(page(
         &who,
         &title,
@@ -129,9 +137,12 @@ pub async fn search(
 ) -> Result<Markup, PageError> {
     state.catalog.ensure_loaded().await?;
     let in_content = query.content.is_some() || query.q.is_empty();
-    let (hits, total) = state
-        .catalog
-        .search(&query.q, in_content, |name| who.may(name, Role::Viewer), MAX_HITS);
+    let (hits, total) = state.catalog.search(
+        &query.q,
+        in_content,
+        |name| who.may(name, Role::Viewer),
+        MAX_HITS,
+    );
     Ok(page(
         &who,
         "Search",

@@ -26,7 +26,10 @@ pub struct Saved {
 /// How many hosts are on each version, which are behind or failing.
 fn hosts_section(state: &AppState, name: &str, current: u64) -> Markup {
     let hosts = state.hosts.of_config(name);
-    let behind: Vec<_> = hosts.iter().filter(|h| h.version.is_some_and(|v| v < current)).collect();
+    let behind: Vec<_> = hosts
+        .iter()
+        .filter(|h| h.version.is_some_and(|v| v < current))
+        .collect();
     let failing: Vec<_> = hosts.iter().filter(|h| h.error.is_some()).collect();
     html! {
         h2 { "Hosts" }
@@ -73,7 +76,9 @@ pub async fn show(
     who.require(name.as_str(), Role::Viewer)?;
     let config = state.store.read(&name).await?;
     let Some(config) = config else {
-        return Err(PageError::not_found(format!("config {name} does not exist")));
+        return Err(PageError::not_found(format!(
+            "config {name} does not exist"
+        )));
     };
     let kind = infer_kind(name.as_str(), &config.content);
     let record = &config.record;
@@ -130,7 +135,9 @@ pub async fn history(
     who.require(name.as_str(), Role::Viewer)?;
     let mut records = state.store.history(&name).await?;
     if records.is_empty() {
-        return Err(PageError::not_found(format!("config {name} does not exist")));
+        return Err(PageError::not_found(format!(
+            "config {name} does not exist"
+        )));
     }
     records.reverse();
     let current = records[0].version;

@@ -20,7 +20,10 @@ use crate::pages::layout::{config_link, page};
 use crate::{when, AppState};
 
 /// `/decider`: every flag and its value.
-pub async fn decider(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<Markup, PageError> {
+pub async fn decider(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+) -> Result<Markup, PageError> {
     who.require(DECIDER_CONFIG, Role::Viewer)?;
     let name = config_name(DECIDER_CONFIG)?;
     let config = state.store.read(&name).await?;
@@ -28,10 +31,12 @@ pub async fn decider(State(state): State<Arc<AppState>>, who: SignedIn) -> Resul
         Some(c) if !c.content.iter().all(u8::is_ascii_whitespace) => {
             match serde_json::from_slice::<Value>(&c.content) {
                 Ok(Value::Object(map)) => map.into_iter().collect(),
-                _ => return Err(PageError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("{DECIDER_CONFIG} does not hold a JSON object"),
-                )),
+                _ => {
+                    return Err(PageError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{DECIDER_CONFIG} does not hold a JSON object"),
+                    ))
+                }
             }
         }
         _ => Vec::new(),
@@ -79,13 +84,18 @@ async fn serverset_names(state: &AppState) -> Result<Vec<ConfigName>, PageError>
 }
 
 /// `/serversets`: every serverset and how many members are alive.
-pub async fn serversets(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<Markup, PageError> {
+pub async fn serversets(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+) -> Result<Markup, PageError> {
     let mut rows = Vec::new();
     for name in serverset_names(&state).await? {
         if !who.may(name.as_str(), Role::Viewer) {
             continue;
         }
-        let members = ServerSet::from_name(state.coordinator.clone(), &name)?.members().await?;
+        let members = ServerSet::from_name(state.coordinator.clone(), &name)?
+            .members()
+            .await?;
         let alive = members.iter().filter(|m| m.is_alive()).count();
         rows.push((name, alive, members.len()));
     }
@@ -108,10 +118,16 @@ pub async fn serversets(State(state): State<Arc<AppState>>, who: SignedIn) -> Re
 }
 
 /// `/serverset/{name}`: the live members.
-pub async fn serverset(State(state): State<Arc<AppState>>, who: SignedIn, Path(name): Path<String>) -> Result<Markup, PageError> {
+pub async fn serverset(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    Path(name): Path<String>,
+) -> Result<Markup, PageError> {
     let name = config_name(&name)?;
     who.require(name.as_str(), Role::Viewer)?;
-    let members = ServerSet::from_name(state.coordinator.clone(), &name)?.members().await?;
+    let members = ServerSet::from_name(state.coordinator.clone(), &name)?
+        .members()
+        .await?;
     Ok(page(
         &who,
         name.as_str(),
@@ -135,7 +151,10 @@ pub async fn serverset(State(state): State<Arc<AppState>>, who: SignedIn, Path(n
 }
 
 /// `/dependencies`: every dependency.
-pub async fn dependencies(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<Markup, PageError> {
+pub async fn dependencies(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+) -> Result<Markup, PageError> {
     let deps = state.metaconfigs.list_dependencies().await?;
     Ok(page(
         &who,
@@ -183,7 +202,11 @@ fn nested<'a>(
 }
 
 /// `/dependency/{name}`: its members nested, and what it resolves to.
-pub async fn dependency(State(state): State<Arc<AppState>>, who: SignedIn, Path(name): Path<String>) -> Result<Markup, PageError> {
+pub async fn dependency(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    Path(name): Path<String>,
+) -> Result<Markup, PageError> {
     let name = config_name(&name)?;
     let tree = nested(&state.metaconfigs, name.clone(), &mut BTreeSet::new()).await?;
     let resolved = state.metaconfigs.resolve(&name).await?;

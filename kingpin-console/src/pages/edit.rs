@@ -39,7 +39,11 @@ pub async fn new_form(who: SignedIn, Query(query): Query<NewQuery>) -> Result<Re
         let kind = query.kind.unwrap_or_else(|| "json".into());
         return Ok(Redirect::to(&format!("/config/{name}/edit?kind={kind}")).into_response());
     }
-    let start = if query.prefix.is_empty() { String::new() } else { format!("{}.", query.prefix) };
+    let start = if query.prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{}.", query.prefix)
+    };
     Ok(page(
         &who,
         "New config",
@@ -67,7 +71,12 @@ struct Target {
     stored: Option<Editor>,
 }
 
-async fn target(state: &AppState, who: &SignedIn, name: &str, requested: Option<&str>) -> Result<Target, PageError> {
+async fn target(
+    state: &AppState,
+    who: &SignedIn,
+    name: &str,
+    requested: Option<&str>,
+) -> Result<Target, PageError> {
     let name = config_name(name)?;
     who.require(name.as_str(), Role::Editor)?;
     let current = state.store.read(&name).await?;
@@ -85,10 +94,17 @@ async fn target(state: &AppState, who: &SignedIn, name: &str, requested: Option<
         ));
     }
     let stored = match &current {
-        Some(config) => Some(Editor::from_content(kind, &config.content).map_err(PageError::invalid)?),
+        Some(config) => {
+            Some(Editor::from_content(kind, &config.content).map_err(PageError::invalid)?)
+        }
         None => None,
     };
-    Ok(Target { name, current, kind, stored })
+    Ok(Target {
+        name,
+        current,
+        kind,
+        stored,
+    })
 }
 
 impl Target {
@@ -97,7 +113,10 @@ impl Target {
     }
 
     fn content(&self) -> Bytes {
-        self.current.as_ref().map(|c| c.content.clone()).unwrap_or_default()
+        self.current
+            .as_ref()
+            .map(|c| c.content.clone())
+            .unwrap_or_default()
     }
 
     /// The user's editor from `form`, with the stored items' type when
@@ -119,7 +138,14 @@ pub struct EditQuery {
     kind: Option<String>,
 }
 
-fn edit_page(who: &SignedIn, target: &Target, editor: &Editor, base: u64, blanks: usize, error: Option<&str>) -> Markup {
+fn edit_page(
+    who: &SignedIn,
+    target: &Target,
+    editor: &Editor,
+    base: u64,
+    blanks: usize,
+    error: Option<&str>,
+) -> Markup {
     let name = target.name.as_str();
     page(
         who,
@@ -163,11 +189,15 @@ pub async fn edit_again(
     let base = form.version("base")?;
     let (editor, blanks) = match form.get("blanks") {
         // The table form itself: one more row.
-        Some(blanks) => (target.edited(&form), blanks.parse::<usize>().unwrap_or(1).min(50) + 1),
+        Some(blanks) => (
+            target.edited(&form),
+            blanks.parse::<usize>().unwrap_or(1).min(50) + 1,
+        ),
         // Back from the review: the content it carried.
         None => {
             let content = form.get("content").unwrap_or_default();
-            let mut editor = Editor::from_content(target.kind, content.as_bytes()).map_err(PageError::invalid)?;
+            let mut editor = Editor::from_content(target.kind, content.as_bytes())
+                .map_err(PageError::invalid)?;
             if target.kind.is_table() && form.get("item_type").is_some() {
                 editor.item_type = target.edited(&form).item_type;
             }
@@ -181,7 +211,9 @@ pub async fn edit_again(
 fn message(form: &FormData) -> Result<String, PageError> {
     let message = form.get("message").unwrap_or_default().trim();
     if message.is_empty() {
-        return Err(PageError::invalid("a message saying why is required; nothing was saved"));
+        return Err(PageError::invalid(
+            "a message saying why is required; nothing was saved",
+        ));
     }
     Ok(message.lines().collect::<Vec<_>>().join(" "))
 }
@@ -201,7 +233,11 @@ pub async fn review(
         target.edited(&form)
     } else {
         // A conflict view sends the content itself.
-        Editor::from_content(target.kind, form.get("content").unwrap_or_default().as_bytes()).map_err(PageError::invalid)?
+        Editor::from_content(
+            target.kind,
+            form.get("content").unwrap_or_default().as_bytes(),
+        )
+        .map_err(PageError::invalid)?
     };
     let content = match editor.to_content() {
         Ok(content) => content,
@@ -211,12 +247,20 @@ pub async fn review(
         }
     };
     if target.base() != base {
-        return Ok(conflict(&state, &who, &target, base, &content).await?.into_response());
+        return Ok(conflict(&state, &who, &target, base, &content)
+            .await?
+            .into_response());
     }
     Ok(review_page(&state, &who, &target, &content, None).into_response())
 }
 
-fn review_page(state: &AppState, who: &SignedIn, target: &Target, content: &Bytes, error: Option<&str>) -> Markup {
+fn review_page(
+    state: &AppState,
+    who: &SignedIn,
+    target: &Target,
+    content: &Bytes,
+    error: Option<&str>,
+) -> Markup {
     let name = target.name.as_str();
     let (markup, added, removed) = diff::render(&target.content(), content);
     let proposal = state.approvals.required(name);
@@ -248,7 +292,13 @@ fn review_page(state: &AppState, who: &SignedIn, target: &Target, content: &Byte
 
 /// What a user sees when someone saved another version after `base`:
 /// what changed meanwhile, and their own edit, kept, to review again.
-async fn conflict(state: &AppState, who: &SignedIn, target: &Target, base: u64, mine: &Bytes) -> Result<Response, PageError> {
+async fn conflict(
+    state: &AppState,
+    who: &SignedIn,
+    target: &Target,
+    base: u64,
+    mine: &Bytes,
+) -> Result<Response, PageError> {
     let name = target.name.as_str();
     let base_content = match state.store.record_at(&target.name, base).await? {
         Some(record) if base > 0 => state.store.content(&target.name, &record).await?,
@@ -284,7 +334,11 @@ async fn conflict(state: &AppState, who: &SignedIn, target: &Target, base: u64, 
             }
         }
     };
-    Ok((StatusCode::CONFLICT, page(who, &format!("Conflict on {name}"), body)).into_response())
+    Ok((
+        StatusCode::CONFLICT,
+        page(who, &format!("Conflict on {name}"), body),
+    )
+        .into_response())
 }
 
 /// `POST /config/{name}/save`: validates again, then writes with
@@ -301,7 +355,8 @@ pub async fn save(
     let base = form.version("base")?;
     let submitted = form.require("content")?;
     // Never trust what the review page carried: validate it again.
-    let content = validated(&target, submitted).map_err(|e| PageError::invalid(format!("{e}; nothing was saved")))?;
+    let content = validated(&target, submitted)
+        .map_err(|e| PageError::invalid(format!("{e}; nothing was saved")))?;
     let message = match message(&form) {
         Ok(message) => message,
         Err(e) => {
@@ -340,7 +395,12 @@ fn validated(target: &Target, submitted: &str) -> Result<Bytes, String> {
         let fits = editor.item_type == stored.item_type
             || stored.item_type == ItemType::Json
             || (stored.item_type == ItemType::Float && editor.item_type == ItemType::Int);
-        if target.kind.is_table() && target.kind != ConfigKind::Decider && has_items && stored_items && !fits {
+        if target.kind.is_table()
+            && target.kind != ConfigKind::Decider
+            && has_items
+            && stored_items
+            && !fits
+        {
             return Err(format!(
                 "the items are {} but this config holds {} items",
                 editor.item_type.as_str(),

@@ -10,7 +10,14 @@ use crate::pages::layout::csrf_field;
 
 /// The form editing `name` from version `base`, with `blanks` empty rows
 /// to type new ones into, and an error from the last attempt.
-pub fn editor_form(who: &SignedIn, name: &str, editor: &Editor, base: u64, blanks: usize, error: Option<&str>) -> Markup {
+pub fn editor_form(
+    who: &SignedIn,
+    name: &str,
+    editor: &Editor,
+    base: u64,
+    blanks: usize,
+    error: Option<&str>,
+) -> Markup {
     let kind = editor.kind;
     let rows: Vec<&Row> = editor
         .rows
@@ -18,8 +25,15 @@ pub fn editor_form(who: &SignedIn, name: &str, editor: &Editor, base: u64, blank
         .filter(|r| !(r.key.trim().is_empty() && r.value.trim().is_empty()))
         .collect();
     let blank = Row::default();
-    let all: Vec<&Row> = rows.iter().copied().chain(std::iter::repeat_n(&blank, blanks)).collect();
-    let keyed = matches!(kind, ConfigKind::Map | ConfigKind::MappedList | ConfigKind::Decider);
+    let all: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(&blank, blanks))
+        .collect();
+    let keyed = matches!(
+        kind,
+        ConfigKind::Map | ConfigKind::MappedList | ConfigKind::Decider
+    );
     html! {
         form #editor method="post" action=(format!("/config/{name}/review")) {
             (csrf_field(who))

@@ -17,11 +17,17 @@ use crate::pages::layout::page;
 use crate::{when, AppState};
 
 /// `/environments`: the services that have environments.
-pub async fn services(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<Markup, PageError> {
+pub async fn services(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+) -> Result<Markup, PageError> {
     let services = state.environments.services().await?;
     let visible: Vec<&ServiceName> = services
         .iter()
-        .filter(|s| s.content_config(&EnvPath::root()).is_ok_and(|n| who.may(n.as_str(), Role::Viewer)))
+        .filter(|s| {
+            s.content_config(&EnvPath::root())
+                .is_ok_and(|n| who.may(n.as_str(), Role::Viewer))
+        })
         .collect();
     Ok(page(
         &who,
@@ -47,8 +53,10 @@ pub async fn show(
     Path(service): Path<String>,
     Query(query): Query<EnvQuery>,
 ) -> Result<Markup, PageError> {
-    let service = ServiceName::parse(&service).map_err(|e| PageError::invalid(e.message().to_owned()))?;
-    let env = EnvPath::parse(query.env.as_deref().unwrap_or("/")).map_err(|e| PageError::invalid(e.message().to_owned()))?;
+    let service =
+        ServiceName::parse(&service).map_err(|e| PageError::invalid(e.message().to_owned()))?;
+    let env = EnvPath::parse(query.env.as_deref().unwrap_or("/"))
+        .map_err(|e| PageError::invalid(e.message().to_owned()))?;
     let content_name = service.content_config(&env)?;
     who.require(content_name.as_str(), Role::Viewer)?;
     let tree = state.environments.tree(&service).await?;
@@ -64,9 +72,16 @@ pub async fn show(
         }
     }
     let Some(own) = chain.last() else {
-        return Err(PageError::not_found(format!("environment {env} of service {service} does not exist")));
+        return Err(PageError::not_found(format!(
+            "environment {env} of service {service} does not exist"
+        )));
     };
-    let provenance = sources(&chain.iter().map(|e| (e.path.clone(), &e.content)).collect::<Vec<_>>());
+    let provenance = sources(
+        &chain
+            .iter()
+            .map(|e| (e.path.clone(), &e.content))
+            .collect::<Vec<_>>(),
+    );
     let view = state.environments.view(&service, &env).await?;
     let hosts = state.environments.hosts_in(&service, &env).await?;
     let view_name = service.view_config(&env)?;

@@ -20,7 +20,10 @@ fn behind(state: &AppState, name: &str, version: Option<u64>) -> Option<u64> {
 /// `/hosts`: every host that reports, with what is behind or failing.
 pub async fn list(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<Markup, PageError> {
     if who.best_role().is_none() {
-        return Err(PageError::forbidden(format!("{} has no role anywhere", who.user)));
+        return Err(PageError::forbidden(format!(
+            "{} has no role anywhere",
+            who.user
+        )));
     }
     state.catalog.ensure_loaded().await?;
     let hosts = state.hosts.hosts();
@@ -52,14 +55,25 @@ pub async fn list(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<M
 }
 
 /// `/host/{host}`: what one host has, entry by entry.
-pub async fn show(State(state): State<Arc<AppState>>, who: SignedIn, Path(host): Path<String>) -> Result<Markup, PageError> {
-    let host = kingpin_api::environment::HostId::parse(&host).map_err(|e| PageError::invalid(e.message().to_owned()))?;
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    Path(host): Path<String>,
+) -> Result<Markup, PageError> {
+    let host = kingpin_api::environment::HostId::parse(&host)
+        .map_err(|e| PageError::invalid(e.message().to_owned()))?;
     state.catalog.ensure_loaded().await?;
-    let report = state
-        .hosts
-        .host(host.as_str())
-        .ok_or_else(|| PageError::not_found(format!("host {} does not report (or its monitor stopped)", host.as_str())))?;
-    let entries: Vec<_> = report.entries.iter().filter(|e| who.may(&e.name, Role::Viewer)).collect();
+    let report = state.hosts.host(host.as_str()).ok_or_else(|| {
+        PageError::not_found(format!(
+            "host {} does not report (or its monitor stopped)",
+            host.as_str()
+        ))
+    })?;
+    let entries: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|e| who.may(&e.name, Role::Viewer))
+        .collect();
     Ok(page(
         &who,
         host.as_str(),

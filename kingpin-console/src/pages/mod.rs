@@ -40,21 +40,33 @@ use crate::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/configs") }))
-        .route(layout::HTMX_PATH, get(|| async { layout::asset(layout::HTMX, "text/javascript") }))
-        .route(layout::CSS_PATH, get(|| async { layout::asset(layout::CSS, "text/css") }))
+        .route(
+            layout::HTMX_PATH,
+            get(|| async { layout::asset(layout::HTMX, "text/javascript") }),
+        )
+        .route(
+            layout::CSS_PATH,
+            get(|| async { layout::asset(layout::CSS, "text/css") }),
+        )
         .route("/signin", get(signin::form).post(signin::submit))
         .route("/signout", post(signin::sign_out))
         .route("/configs", get(browse::tree))
         .route("/search", get(browse::search))
         .route("/new", get(edit::new_form))
         .route("/config/{name}", get(config::show))
-        .route("/config/{name}/edit", get(edit::edit).post(edit::edit_again))
+        .route(
+            "/config/{name}/edit",
+            get(edit::edit).post(edit::edit_again),
+        )
         .route("/config/{name}/review", post(edit::review))
         .route("/config/{name}/save", post(edit::save))
         .route("/config/{name}/history", get(config::history))
         .route("/config/{name}/version/{version}", get(config::version))
         .route("/config/{name}/diff", get(config::diff))
-        .route("/config/{name}/rollback", get(rollback::confirm).post(rollback::roll_back))
+        .route(
+            "/config/{name}/rollback",
+            get(rollback::confirm).post(rollback::roll_back),
+        )
         .route("/environments", get(environments::services))
         .route("/environments/{service}", get(environments::show))
         .route("/decider", get(discovery::decider))
@@ -82,8 +94,14 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ),
     );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -93,5 +111,6 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 
 /// A config name from a URL, checked before any I/O: 422 otherwise.
 pub fn config_name(name: &str) -> Result<kingpin_api::ConfigName, crate::PageError> {
-    kingpin_api::ConfigName::parse(name).map_err(|e| crate::PageError::invalid(e.message().to_owned()))
+    kingpin_api::ConfigName::parse(name)
+        .map_err(|e| crate::PageError::invalid(e.message().to_owned()))
 }

@@ -83,7 +83,9 @@ pub async fn roll_back(
     let base = form.version("base")?;
     let message = form.get("message").unwrap_or_default().trim().to_owned();
     if message.is_empty() {
-        return Err(PageError::invalid("a message saying why is required; nothing was changed"));
+        return Err(PageError::invalid(
+            "a message saying why is required; nothing was changed",
+        ));
     }
     let old = state
         .store
@@ -92,7 +94,10 @@ pub async fn roll_back(
         .ok_or_else(|| PageError::not_found(format!("{name} has no version {version}")))?;
     let content = state.store.content(&name, &old).await?;
     if state.approvals.required(name.as_str()) {
-        let id = state.approvals.propose(name.as_str(), base, content, &who.user, &message).await?;
+        let id = state
+            .approvals
+            .propose(name.as_str(), base, content, &who.user, &message)
+            .await?;
         return Ok(Redirect::to(&format!("/config/{name}?proposed={id}")).into_response());
     }
     let change = ChangeInfo::new(who.user.clone(), message);

@@ -106,7 +106,10 @@ pub async fn submit(
     if let Some(wait) = state.auth.limiter.refused(&user, address) {
         tracing::warn!(user = %user, ?address, "sign-in refused: too many failures");
         return Ok(retry(
-            &format!("Too many failed sign-ins; try again in {} minutes.", wait.as_secs() / 60 + 1),
+            &format!(
+                "Too many failed sign-ins; try again in {} minutes.",
+                wait.as_secs() / 60 + 1
+            ),
             StatusCode::TOO_MANY_REQUESTS,
         ));
     }
@@ -124,17 +127,46 @@ pub async fn submit(
     state.auth.limiter.succeeded(&user);
     tracing::info!(user = %user, "signed in");
     let (value, _) = state.auth.key.issue(&user, state.auth.session_lifetime);
-    let cookie = session::set_cookie(SESSION_COOKIE, &value, state.auth.session_lifetime, state.auth.secure_cookies);
-    let clear = session::set_cookie(SIGNIN_COOKIE, "", std::time::Duration::ZERO, state.auth.secure_cookies);
+    let cookie = session::set_cookie(
+        SESSION_COOKIE,
+        &value,
+        state.auth.session_lifetime,
+        state.auth.secure_cookies,
+    );
+    let clear = session::set_cookie(
+        SIGNIN_COOKIE,
+        "",
+        std::time::Duration::ZERO,
+        state.auth.secure_cookies,
+    );
     let mut response = Redirect::to(&next).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cookie.parse().map_err(|_| PageError::invalid("bad cookie"))?);
-    response.headers_mut().append(header::SET_COOKIE, clear.parse().map_err(|_| PageError::invalid("bad cookie"))?);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie
+            .parse()
+            .map_err(|_| PageError::invalid("bad cookie"))?,
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        clear
+            .parse()
+            .map_err(|_| PageError::invalid("bad cookie"))?,
+    );
     Ok(response)
 }
 
 /// Ends the session (clears its cookie).
-pub async fn sign_out(State(state): State<Arc<AppState>>, who: SignedIn, form: FormData) -> Result<Response, PageError> {
+pub async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    who: SignedIn,
+    form: FormData,
+) -> Result<Response, PageError> {
     who.check_csrf(&form)?;
-    let clear = session::set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO, state.auth.secure_cookies);
+    let clear = session::set_cookie(
+        SESSION_COOKIE,
+        "",
+        std::time::Duration::ZERO,
+        state.auth.secure_cookies,
+    );
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/signin")).into_response())
 }

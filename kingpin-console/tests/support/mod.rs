@@ -106,14 +106,22 @@ impl Fixture {
 
     pub async fn write(&self, config: &str, content: &str) -> u64 {
         self.store
-            .write(&name(config), Bytes::from(content.to_owned()), &ChangeInfo::new("setup", "setup"))
+            .write(
+                &name(config),
+                Bytes::from(content.to_owned()),
+                &ChangeInfo::new("setup", "setup"),
+            )
             .await
             .unwrap()
             .version
     }
 
     pub async fn version(&self, config: &str) -> u64 {
-        self.store.record(&name(config)).await.unwrap().map_or(0, |(r, _)| r.version)
+        self.store
+            .record(&name(config))
+            .await
+            .unwrap()
+            .map_or(0, |(r, _)| r.version)
     }
 
     pub async fn content(&self, config: &str) -> String {
@@ -129,7 +137,9 @@ impl Fixture {
         let response = self.console.router().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         Reply {
             status,
             headers,
@@ -150,8 +160,12 @@ impl Fixture {
     }
 
     pub async fn get(&self, user: &str, path: &str) -> Reply {
-        self.send(Self::request(Some(user), "GET", path).body(Body::empty()).unwrap())
-            .await
+        self.send(
+            Self::request(Some(user), "GET", path)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     /// A form post with the user's CSRF token added.
