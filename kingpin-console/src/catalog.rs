@@ -21,6 +21,10 @@ pub const INDEXED_TOTAL_LIMIT: usize = 32 * 1024 * 1024;
 /// Coordinator and blob requests in flight during a refresh.
 const CONCURRENCY: usize = 64;
 
+/// One node of the walk: its path, its children, and its record if it is
+/// a config.
+type Visited = (NodePath, Vec<String>, Option<ConfigRecord>);
+
 /// Subtrees of the coordinator that hold no configs: metaconfigs,
 /// serverset members, host status, the console's own records.
 const NOT_CONFIGS: [&str; 5] = [
@@ -121,8 +125,7 @@ fn snippet(text: &str, at: usize) -> String {
     let from = line
         .char_indices()
         .map(|(i, _)| i)
-        .filter(|&i| i + 60 >= offset)
-        .next()
+        .find(|&i| i + 60 >= offset)
         .unwrap_or(0);
     let cut: String = line[from..].chars().take(160).collect();
     format!("{}{}", if from > 0 { "…" } else { "" }, cut.trim())
@@ -268,34 +271,33 @@ impl Catalog {
         let mut level = vec![NodePath::root()];
         let mut found = Vec::new();
         while !level.is_empty() {
-            let visited: Vec<Result<(NodePath, Vec<String>, Option<ConfigRecord>)>> =
-                stream::iter(level)
-                    .map(|path| {
-                        let coordinator = coordinator.clone();
-                        async move {
-                            let children = match coordinator.children(&path).await {
-                                Ok(children) => children,
-                                Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
-                                Err(e) => return Err(e),
-                            };
-                            let record = if path.as_str() == "/" {
-                                None
-                            } else {
-                                match coordinator.get(&path).await {
-                                    Ok(node) if node.data.first() == Some(&b'{') => {
-                                        ConfigRecord::from_json(&node.data, path.as_str()).ok()
-                                    }
-                                    Ok(_) => None,
-                                    Err(e) if e.kind() == ErrorKind::NotFound => None,
-                                    Err(e) => return Err(e),
+            let visited: Vec<Result<Visited>> = stream::iter(level)
+                .map(|path| {
+                    let coordinator = coordinator.clone();
+                    async move {
+                        let children = match coordinator.children(&path).await {
+                            Ok(children) => children,
+                            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+                            Err(e) => return Err(e),
+                        };
+                        let record = if path.as_str() == "/" {
+                            None
+                        } else {
+                            match coordinator.get(&path).await {
+                                Ok(node) if node.data.first() == Some(&b'{') => {
+                                    ConfigRecord::from_json(&node.data, path.as_str()).ok()
                                 }
-                            };
-                            Ok((path, children, record))
-                        }
-                    })
-                    .buffer_unordered(CONCURRENCY)
-                    .collect()
-                    .await;
+                                Ok(_) => None,
+                                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                                Err(e) => return Err(e),
+                            }
+                        };
+                        Ok((path, children, record))
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
             let mut next = Vec::new();
             for visit in visited {
                 let (path, children, record) = visit?;

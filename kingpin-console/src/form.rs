@@ -1,7 +1,6 @@
 //! Submitted forms: `application/x-www-form-urlencoded` bodies whose
 //! fields may repeat (one `item` per table row).
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 
@@ -70,6 +69,6 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
                     .into_response()
             })?;
         let _ = state;
-        Ok(FormData::parse(&Bytes::from(bytes)))
+        Ok(FormData::parse(&bytes))
     }
 }

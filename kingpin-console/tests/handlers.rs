@@ -170,7 +170,9 @@ async fn bad_input_is_refused_with_a_clear_message_and_nothing_written() {
     f.write("config.app.limits", "{\"rps\": 100}").await;
     f.write("config.manageddata.admin.decider", "{\"new_feed\": 20.0}")
         .await;
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    // (where to post, the form's fields, what the refusal says)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "/config/config.manageddata.spam.ports/review".into(),
             vec![
