@@ -22,6 +22,7 @@ pub mod memory;
 pub mod metaconfig;
 mod path;
 mod session;
+pub mod status;
 mod url;
 mod watch_channel;
 

@@ -111,6 +111,29 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// `kingpin console`: serve, or hash a password.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The console's TOML settings: listen, users_file or proxy_header with
+    /// trusted_proxies, grants, approvals, session_key_file.
+    #[arg(long, value_name = "FILE", env = "KINGPIN_CONSOLE_SETTINGS")]
+    pub settings: Option<PathBuf>,
+    /// Listen here instead of the settings' address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Hash a password instead of serving.
+    #[command(subcommand)]
+    pub command: Option<ConsoleCommand>,
+}
+
+/// What `kingpin console` does besides serving.
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Read a password from stdin and print its argon2id hash, for a line
+    /// `name:hash` of the console's users file.
+    HashPassword,
+}
+
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -190,12 +213,19 @@ pub enum Command {
     },
     /// Run the embedded stack in the foreground: the SQLite coordinator and
     /// local blobs under .kingpin/, a monitor subscribed to dev.dep writing
-    /// files under .kingpin/var/, and the admin port.
+    /// files under .kingpin/var/ and reporting its status, the admin port,
+    /// and the web console signed in as the local user.
     Dev {
         /// Where the monitor's admin HTTP server listens.
         #[arg(long, default_value = "127.0.0.1:9898", value_name = "ADDR")]
         admin_addr: std::net::SocketAddr,
+        /// Where the web console listens ("off" for none).
+        #[arg(long, default_value = "127.0.0.1:9900", value_name = "ADDR")]
+        console_addr: String,
     },
+    /// Serve the web console (127.0.0.1:9900 unless its settings say
+    /// otherwise), or hash a password for its users file.
+    Console(ConsoleArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -69,9 +69,11 @@ fn main() -> ExitCode {
     };
     let out = Output::new(cli.global.json, cli.global.quiet);
     let chattiness = match cli.command {
-        Command::Register(_) | Command::Lock(_) | Command::Elect(_) | Command::Dev { .. } => {
-            logging::Chattiness::Activity
-        }
+        Command::Register(_)
+        | Command::Lock(_)
+        | Command::Elect(_)
+        | Command::Dev { .. }
+        | Command::Console(_) => logging::Chattiness::Activity,
         _ => logging::Chattiness::Warnings,
     };
     logging::init(

@@ -32,6 +32,7 @@ mod metrics;
 mod serverset;
 mod settings;
 mod state;
+mod status_report;
 mod subscription;
 
 use std::net::SocketAddr;
@@ -201,6 +202,14 @@ async fn run(
     };
     state.set_connected(true, None);
     let session = tokio::spawn(follow_session(coordinator.clone(), state.clone()));
+    let reporter = settings.report_status.then(|| {
+        tokio::spawn(status_report::report_status(
+            coordinator.clone(),
+            settings.clone(),
+            host.clone(),
+            state.clone(),
+        ))
+    });
     let ctx = Arc::new(SyncContext {
         store: ConfigStore::new(coordinator.clone(), blobs),
         coordinator: coordinator.clone(),
@@ -210,10 +219,13 @@ async fn run(
         metrics,
     });
     // Aborting this task drops the subscription, which stops every entry.
-    struct Closing(Arc<dyn Coordinator>, JoinHandle<()>);
+    struct Closing(Arc<dyn Coordinator>, JoinHandle<()>, Option<JoinHandle<()>>);
     impl Drop for Closing {
         fn drop(&mut self) {
             self.1.abort();
+            if let Some(reporter) = &self.2 {
+                reporter.abort();
+            }
             let coordinator = self.0.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
@@ -222,7 +234,7 @@ async fn run(
             }
         }
     }
-    let _closing = Closing(coordinator, session);
+    let _closing = Closing(coordinator, session, reporter);
     subscription::follow_subscription(ctx).await;
 }
 

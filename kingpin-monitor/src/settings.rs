@@ -71,6 +71,12 @@ pub struct MonitorSettings {
     /// `$KINGPIN_HOST`, else the FQDN (the rule of
     /// `kingpin_api::environment::local_host_id`).
     pub host: Option<String>,
+    /// Whether to report what this host has synced (name, version, last
+    /// sync, last error) in the ephemeral node `/status/<host>`, for the
+    /// console's "who has which version". Off by default.
+    pub report_status: bool,
+    /// At most one status report per this interval.
+    pub status_interval: Duration,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +112,10 @@ struct SettingsFile {
     serverset_accept_refused_after: Option<String>,
     #[serde(default)]
     host: Option<String>,
+    #[serde(default)]
+    report_status: bool,
+    #[serde(default)]
+    status_interval: Option<String>,
 }
 
 fn duration(what: &str, text: Option<&str>, default: Duration) -> Result<Duration, SettingsError> {
@@ -137,6 +147,8 @@ impl MonitorSettings {
             serverset_max_shrink: None,
             serverset_accept_refused_after: None,
             host: None,
+            report_status: false,
+            status_interval: Duration::from_secs(30),
         }
     }
 
@@ -182,6 +194,17 @@ impl MonitorSettings {
             file.reconcile_jitter.as_deref(),
             settings.reconcile_jitter,
         )?;
+        settings.report_status = file.report_status;
+        settings.status_interval = duration(
+            "status_interval",
+            file.status_interval.as_deref(),
+            settings.status_interval,
+        )?;
+        if settings.status_interval.is_zero() {
+            return Err(SettingsError(
+                "status_interval must be longer than 0s".to_owned(),
+            ));
+        }
         if let Some(host) = file.host {
             kingpin_api::environment::HostId::parse(&host)
                 .map_err(|e| SettingsError(format!("host: {}", e.message())))?;
@@ -245,6 +268,8 @@ mod tests {
             reconcile_interval = "1m"
             serverset_max_shrink = 0.5
             serverset_accept_refused_after = "30m"
+            report_status = true
+            status_interval = "15s"
             [[hooks]]
             names = "config.manageddata.spam.*"
             command = ["/bin/true", "--reload"]
@@ -260,6 +285,8 @@ mod tests {
             settings.serverset_accept_refused_after,
             Some(Duration::from_secs(1800))
         );
+        assert!(settings.report_status);
+        assert_eq!(settings.status_interval, Duration::from_secs(15));
         assert_eq!(settings.hooks[0].timeout, Duration::from_secs(5));
         assert!(settings.hooks[0]
             .names

@@ -6,6 +6,7 @@ mod acl;
 mod backends;
 mod backup;
 mod config;
+mod console;
 mod decider;
 mod dep;
 mod dev;
@@ -93,7 +94,11 @@ pub async fn run(command: Command, ctx: &Context) -> Result<()> {
             };
             backup::restore(ctx, &file, options).await
         }
-        Command::Dev { admin_addr } => dev::run(admin_addr, ctx).await,
+        Command::Dev {
+            admin_addr,
+            console_addr,
+        } => dev::run(admin_addr, &console_addr, ctx).await,
+        Command::Console(args) => console::run(args, ctx).await,
         Command::Completions { shell } => print_completions(shell, ctx.out),
         Command::ManPages { dir } => write_man_pages(&dir, ctx.out),
     }
