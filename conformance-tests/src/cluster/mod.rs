@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn f() -> Result<(), String> {
 //! use kingpin_conformance_tests::cluster::{Cluster, ClusterKind};
-//! let cluster = Cluster::start(ClusterKind::ZooKeeper, 3).await?;
+//! let mut cluster = Cluster::start(ClusterKind::ZooKeeper, 3).await?;
 //! let leader = cluster.leader().await?;
 //! cluster.kill(leader)?;                 // kill -9
 //! cluster.wait_for_new_leader(leader).await?;
