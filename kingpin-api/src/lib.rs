@@ -23,6 +23,7 @@ pub mod metaconfig;
 mod path;
 mod session;
 pub mod status;
+mod tls_files;
 mod url;
 mod watch_channel;
 
@@ -38,5 +39,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use memory::{MemoryBlobStore, MemoryCoordinator, MemoryServer};
 pub use path::{NodePath, MAX_COMPONENT_LEN, MAX_PATH_LEN};
 pub use session::SessionHub;
+pub use tls_files::PemFiles;
 pub use url::{is_credential_option, CoordinatorScheme, CoordinatorUrl};
 pub use watch_channel::{watch_channel, WatchSender};

@@ -112,23 +112,8 @@ impl EtcdConfig {
         cert: Option<&Path>,
         key: Option<&Path>,
     ) -> Result<Self> {
-        let read = |path: &Path, what: &str| {
-            std::fs::read_to_string(path).map_err(|e| {
-                Error::invalid(format!("cannot read the {what} {}", path.display())).with_source(e)
-            })
-        };
-        let identity = match (cert, key) {
-            (Some(cert), Some(key)) => {
-                Some((read(cert, "client certificate")?, read(key, "client key")?))
-            }
-            (None, None) => None,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "set both {CERT_ENV} and {KEY_ENV}, or neither"
-                )))
-            }
-        };
-        Ok(self.with_tls(read(ca, "CA certificate")?, identity))
+        let pem = kingpin_api::PemFiles::read(ca, cert, key, CERT_ENV, KEY_ENV)?;
+        Ok(self.with_tls(pem.ca, pem.identity))
     }
 
     /// TLS with the CA `ca_pem` and, for certificate auth, a client
