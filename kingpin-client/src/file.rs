@@ -9,20 +9,21 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use md5::{Digest, Md5};
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::error::{BoxError, Error, Result};
+use crate::version_stamp::{content_sha256, VersionStamp};
 
 type Parser<T> = Box<dyn Fn(&[u8]) -> Result<T, BoxError> + Send + Sync>;
 type UpdateCheck<T> = Box<dyn Fn(&T, &T) -> Result<(), String> + Send + Sync>;
 type Callback<T> = Arc<dyn Fn(&T) + Send + Sync>;
 type ErrorCallback = Arc<dyn Fn(&Error) + Send + Sync>;
 
-/// The MD5 of a file's content: how a reload tells that nothing changed
-/// (one write makes several file system events).
-type ContentDigest = [u8; 16];
+/// The sha256 of a file's content, lowercase hex: how a reload tells that
+/// nothing changed (one write makes several file system events), and which
+/// version stamp belongs to the snapshot.
+type ContentDigest = String;
 
 /// A local file parsed into a `T`, re-read whenever it changes.
 ///
@@ -236,6 +237,27 @@ impl<T: Send + Sync + 'static> ConfigFile<T> {
         self.shared.current.load_full()
     }
 
+    /// The current value and the config version it is, when known: the
+    /// monitor stamps each file with its version (see
+    /// [`VersionStamp`](crate::VersionStamp)), and the stamp is believed
+    /// only for the content it names. `None` for a default value, a file
+    /// without a stamp (written by hand, or by an older monitor), or one
+    /// whose stamp is for other content. Reads the small stamp file; take
+    /// [`snapshot`](Self::snapshot) where the version is not needed.
+    pub fn versioned_snapshot(&self) -> (Arc<T>, Option<u64>) {
+        // The reload lock: the snapshot and its digest change together.
+        let (value, digest) = {
+            let loaded = lock(&self.shared.loaded);
+            (self.shared.current.load_full(), loaded.clone())
+        };
+        let version = digest.and_then(|digest| {
+            let dir = self.shared.path.parent()?;
+            let file_name = self.shared.file_name.to_str()?;
+            VersionStamp::read(dir, file_name)?.version_of(&digest)
+        });
+        (value, version)
+    }
+
     /// Calls `callback` with the new value after each reload that changes
     /// the snapshot, on the thread that reloaded (the watcher's, or the
     /// caller of [`reload_now`](Self::reload_now)), in the order of the
@@ -322,7 +344,7 @@ struct Shared<T> {
 impl<T> Shared<T> {
     fn reload(&self) -> Result<Reload> {
         let mut loaded = lock(&self.loaded);
-        let next = match self.load(*loaded) {
+        let next = match self.load(loaded.as_deref()) {
             Ok(next) => next,
             Err(error) => {
                 tracing::warn!(
@@ -362,13 +384,13 @@ impl<T> Shared<T> {
     }
 
     /// The file's new value, `None` when its content is `loaded`.
-    fn load(&self, loaded: Option<ContentDigest>) -> Result<Option<(T, ContentDigest)>> {
+    fn load(&self, loaded: Option<&str>) -> Result<Option<(T, ContentDigest)>> {
         let content = std::fs::read(&self.path).map_err(|source| Error::Io {
             path: self.path.clone(),
             source,
         })?;
-        let digest: ContentDigest = Md5::digest(&content).into();
-        if loaded == Some(digest) {
+        let digest = content_sha256(&content);
+        if loaded == Some(digest.as_str()) {
             return Ok(None);
         }
         let next = (self.parse)(&content).map_err(|source| Error::Parse {
@@ -412,7 +434,7 @@ fn read_and_parse<T>(path: &Path, parse: &Parser<T>) -> Result<(T, ContentDigest
         path: path.to_owned(),
         source,
     })?;
-    Ok((value, Md5::digest(&content).into()))
+    Ok((value, content_sha256(&content)))
 }
 
 /// Watches `dir` (not recursively) and reloads `shared` on every event that

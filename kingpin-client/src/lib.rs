@@ -52,6 +52,10 @@
 //! fallback list; a host that failed can be invalidated for a retry period,
 //! but never more than a fraction of the hosts at once.
 //!
+//! Which config version a file holds is in a [`VersionStamp`] the monitor
+//! keeps beside it; [`ConfigFile::versioned_snapshot`] returns a snapshot
+//! with its version.
+//!
 //! The crate is synchronous and small (no async runtime): reloads happen on
 //! the watcher's thread.
 #![deny(missing_docs)]
@@ -64,6 +68,7 @@ mod hosts;
 pub mod managed;
 mod name;
 mod serverset;
+mod version_stamp;
 
 pub use decider::{Decider, DeciderReader, DECIDER_CONFIG};
 pub use environment::{environment_file_name, EnvironmentReader, EnvironmentView};
@@ -78,3 +83,4 @@ pub use managed::{
 };
 pub use name::{file_in, DEFAULT_CONFIG_DIR, DEFAULT_SERVERSET_DIR};
 pub use serverset::{parse_serverset, Endpoint, ServerSetReader};
+pub use version_stamp::{content_sha256, VersionStamp, STAMP_DIR};

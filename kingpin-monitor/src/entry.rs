@@ -11,9 +11,8 @@ use futures::StreamExt;
 use kingpin_api::discovery::{acceptance_path, alive_endpoints, MemberCache, ServerSet};
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigKind};
 use kingpin_api::{Backoff, ConfigStore, Coordinator, WatchEvent, WatchKind, WatchStream};
-use kingpin_client::parse_serverset;
+use kingpin_client::{content_sha256, parse_serverset, VersionStamp, STAMP_DIR};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 use crate::atomic_file::write_atomically;
 use crate::hooks::run_hooks;
@@ -47,10 +46,6 @@ impl SyncError {
             message: e.to_string(),
         }
     }
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))
 }
 
 /// One entry's sync loop. Runs until its task is aborted.
@@ -246,6 +241,8 @@ pub(crate) struct OnDisk {
     refused: Option<String>,
     /// Since when that content has been refused (ms since the epoch).
     refused_since_ms: Option<u64>,
+    /// The version the file's stamp names, if it names the file's content.
+    stamped: Option<u64>,
 }
 
 /// What a sync left to do.
@@ -259,9 +256,10 @@ pub(crate) struct Synced {
 }
 
 pub(crate) async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk {
-    tokio::task::spawn_blocking(move || match std::fs::read(file) {
+    tokio::task::spawn_blocking(move || match std::fs::read(&file) {
         Ok(data) => OnDisk {
-            sha256: Some(sha256_hex(&data)),
+            stamped: stamped_version(&file, &data),
+            sha256: Some(content_sha256(&data)),
             // A serverset file that does not parse is no baseline: the
             // next update replaces it whatever it holds.
             members: match kind {
@@ -275,6 +273,39 @@ pub(crate) async fn read_on_disk(file: PathBuf, kind: MetaConfigKind) -> OnDisk 
     })
     .await
     .unwrap_or_default()
+}
+
+/// The version the stamp beside `file` names for `content`, if any.
+fn stamped_version(file: &std::path::Path, content: &[u8]) -> Option<u64> {
+    let file_name = file.file_name()?.to_str()?;
+    VersionStamp::read(file.parent()?, file_name)?.version_of(&content_sha256(content))
+}
+
+/// Replaces the version stamp of `dir/file_name` (see
+/// [`kingpin_client::VersionStamp`]): before the file itself, so a reader
+/// that reloads on the file's change finds the stamp of that content.
+/// A stamp only adds the version to what readers know, so failing to
+/// write one is logged and counted, and does not hold the file back: a
+/// stale stamp names other content and is not believed.
+async fn put_stamp(
+    ctx: &SyncContext,
+    dir: &std::path::Path,
+    file_name: &str,
+    stamp: VersionStamp,
+) -> bool {
+    let (stamps, owned_name) = (dir.join(STAMP_DIR), file_name.to_owned());
+    let written = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&stamps)?;
+        write_atomically(&stamps, &owned_name, &stamp.to_json())
+    })
+    .await
+    .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
+    if let Err(error) = written {
+        tracing::warn!(file = file_name, %error, "cannot write the version stamp");
+        ctx.metrics.error("stamp");
+        return false;
+    }
+    true
 }
 
 async fn sync_once(
@@ -364,7 +395,19 @@ pub(crate) async fn put_on_disk(
     fetched_at: u64,
 ) -> Result<(), SyncError> {
     let mut written = None;
-    if on_disk.sha256.as_deref() != Some(fetched.sha256.as_str()) {
+    let content_changed = on_disk.sha256.as_deref() != Some(fetched.sha256.as_str());
+    if let Some(version) = fetched.version {
+        if content_changed || on_disk.stamped != Some(version) {
+            let stamp = VersionStamp {
+                version,
+                sha256: fetched.sha256.clone(),
+            };
+            on_disk.stamped = put_stamp(ctx, dir, file_name, stamp)
+                .await
+                .then_some(version);
+        }
+    }
+    if content_changed {
         let (dir, owned_name, content) = (
             dir.to_path_buf(),
             file_name.to_owned(),
@@ -464,7 +507,7 @@ async fn fetch_serverset(cache: &mut MemberCache, full: bool) -> Result<Fetched,
     let endpoints = alive_endpoints(&members);
     let content = bytes::Bytes::from(serverset_file(&endpoints));
     Ok(Fetched {
-        sha256: sha256_hex(&content),
+        sha256: content_sha256(&content),
         members: Some(endpoints.len()),
         content,
         version: None,

@@ -91,6 +91,11 @@ impl Monitor {
             // Leftovers of a monitor killed mid-write; targets are intact.
             atomic_file::remove_leftover_temp_files(dir)
                 .with_context(|| format!("cannot clean {}", dir.display()))?;
+            let stamps = dir.join(kingpin_client::STAMP_DIR);
+            if stamps.is_dir() {
+                atomic_file::remove_leftover_temp_files(&stamps)
+                    .with_context(|| format!("cannot clean {}", stamps.display()))?;
+            }
         }
         // One identity rule for everything (kingpin_api::environment).
         let host_setting = settings.host.clone();

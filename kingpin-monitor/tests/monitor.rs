@@ -498,11 +498,30 @@ async fn kill_9_mid_write_never_leaves_a_torn_file() {
         assert!(is_whole_version(&content), "a torn file after restart");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let leftovers: Vec<_> = std::fs::read_dir(out.path().join("config"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(leftovers, [std::ffi::OsString::from("config.app.big")]);
+    let config_dir = out.path().join("config");
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    // No temp file left, beside the config or its version stamp.
+    assert_eq!(
+        names(&config_dir),
+        [kingpin_client::STAMP_DIR, "config.app.big"]
+    );
+    let stamps = config_dir.join(kingpin_client::STAMP_DIR);
+    assert_eq!(names(&stamps), ["config.app.big"]);
+    let stamp = kingpin_client::VersionStamp::read(&config_dir, "config.app.big").unwrap();
+    let (newest, _) = store.record(&n).await.unwrap().unwrap();
+    let newest = newest.version;
+    assert_eq!(
+        stamp.version_of(&kingpin_client::content_sha256(&last)),
+        Some(newest),
+        "the stamp names the version on disk"
+    );
     monitor.kill().unwrap();
     monitor.wait().unwrap();
 }

@@ -24,11 +24,10 @@
 //! older than [`ProviderOptions::max_age`] makes the provider's status
 //! `STALE` (its values are still served). Each resolution carries flag
 //! metadata: `source` (`decider` or `environment`), `percentage` for
-//! decider flags, and `age_seconds`, the file's age.
-//!
-//! The files carry no config version (the monitor writes the content
-//! only), so no version is in the metadata; the monitor's
-//! `/config/{name}` page has it.
+//! decider flags, `age_seconds`, the file's age, and `version`, the config
+//! version of the value, from the stamp the monitor keeps beside the file
+//! (absent for a file without a stamp for its content, e.g. written by
+//! hand; see [`kingpin_client::VersionStamp`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

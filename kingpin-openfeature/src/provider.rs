@@ -105,45 +105,45 @@ impl KingpinProvider {
 
     /// The decider's snapshot, `None` without a decider file; not ready
     /// until it has been loaded.
-    fn decider(&self) -> EvaluationResult<Option<(std::sync::Arc<Decider>, Option<Duration>)>> {
+    fn decider(&self) -> EvaluationResult<Option<(std::sync::Arc<Decider>, FileFacts)>> {
         let Some(reader) = &self.decider else {
             return Ok(None);
         };
         if reader.file().status().last_loaded.is_none() {
             return Err(not_ready(reader.file().path()));
         }
-        Ok(Some((reader.snapshot(), file_age(reader.file().path()))))
+        let (decider, version) = reader.file().versioned_snapshot();
+        Ok(Some((
+            decider,
+            FileFacts::of(reader.file().path(), version),
+        )))
     }
 
     /// The view's value at `key`, `None` without a view file or key; not
     /// ready until the view has been loaded.
-    fn view_value(
-        &self,
-        key: &str,
-    ) -> EvaluationResult<Option<(serde_json::Value, Option<Duration>)>> {
+    fn view_value(&self, key: &str) -> EvaluationResult<Option<(serde_json::Value, FileFacts)>> {
         let Some(reader) = &self.environment else {
             return Ok(None);
         };
         if reader.file().status().last_loaded.is_none() {
             return Err(not_ready(reader.file().path()));
         }
-        let view = reader.snapshot();
+        let (view, version) = reader.file().versioned_snapshot();
         Ok(view
             .value(key)
-            .map(|value| (value.clone(), file_age(reader.file().path()))))
+            .map(|value| (value.clone(), FileFacts::of(reader.file().path(), version))))
     }
 
     /// A decider flag's percentage and the metadata that goes with it.
     fn percentage(&self, flag: &str) -> EvaluationResult<Option<(f64, FlagMetadata)>> {
-        let Some((decider, age)) = self.decider()? else {
+        let Some((decider, facts)) = self.decider()? else {
             return Ok(None);
         };
         Ok(decider.value(flag).map(|percentage| {
-            let metadata = with_age(
+            let metadata = facts.add_to(
                 FlagMetadata::default()
                     .with_value("source", "decider")
                     .with_value("percentage", percentage),
-                age,
             );
             (percentage, metadata)
         }))
@@ -157,7 +157,7 @@ impl KingpinProvider {
         expected: &str,
         convert: impl FnOnce(&serde_json::Value) -> Option<T>,
     ) -> EvaluationResult<ResolutionDetails<T>> {
-        let Some((value, age)) = self.view_value(flag)? else {
+        let Some((value, facts)) = self.view_value(flag)? else {
             return Err(not_found(flag));
         };
         let Some(converted) = convert(&value) else {
@@ -171,10 +171,9 @@ impl KingpinProvider {
         Ok(ResolutionDetails::builder()
             .value(converted)
             .reason(EvaluationReason::Static)
-            .flag_metadata(with_age(
-                FlagMetadata::default().with_value("source", "environment"),
-                age,
-            ))
+            .flag_metadata(
+                facts.add_to(FlagMetadata::default().with_value("source", "environment")),
+            )
             .build())
     }
 
@@ -345,9 +344,30 @@ fn file_age(path: &Path) -> Option<Duration> {
     SystemTime::now().duration_since(modified).ok()
 }
 
-fn with_age(metadata: FlagMetadata, age: Option<Duration>) -> FlagMetadata {
-    match age {
-        Some(age) => metadata.with_value("age_seconds", age.as_secs_f64()),
-        None => metadata,
+/// What a resolution's metadata tells about the file it came from.
+struct FileFacts {
+    age: Option<Duration>,
+    /// The config version of the snapshot, when its stamp names it.
+    version: Option<u64>,
+}
+
+impl FileFacts {
+    fn of(path: &Path, version: Option<u64>) -> Self {
+        FileFacts {
+            age: file_age(path),
+            version,
+        }
+    }
+
+    /// `metadata` with `age_seconds` and `version`, where known.
+    fn add_to(self, mut metadata: FlagMetadata) -> FlagMetadata {
+        if let Some(age) = self.age {
+            metadata = metadata.with_value("age_seconds", age.as_secs_f64());
+        }
+        // Versions count writes of one config: far below i64::MAX.
+        if let Some(version) = self.version.and_then(|v| i64::try_from(v).ok()) {
+            metadata = metadata.with_value("version", version);
+        }
+        metadata
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kingpin_client::Decider;
+use kingpin_client::{Decider, VersionStamp};
 use kingpin_openfeature::{KingpinProvider, ProviderOptions, WithoutTargetingKey};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
@@ -25,9 +25,25 @@ fn options(dir: &Path) -> ProviderOptions {
     }
 }
 
+/// The files as the monitor leaves them: each with a version stamp (the
+/// decider at version 12, the view at 4).
 fn write_files(dir: &Path) {
-    std::fs::write(dir.join("config.manageddata.admin.decider"), DECIDER).unwrap();
-    std::fs::write(dir.join("environment.api"), VIEW).unwrap();
+    for (file, content, version) in [
+        ("config.manageddata.admin.decider", DECIDER, 12),
+        ("environment.api", VIEW, 4),
+    ] {
+        std::fs::write(dir.join(file), content).unwrap();
+        stamp(dir, file, content, version);
+    }
+}
+
+fn stamp(dir: &Path, file: &str, content: &str, version: u64) {
+    std::fs::create_dir_all(dir.join(kingpin_client::STAMP_DIR)).unwrap();
+    let stamp = VersionStamp {
+        version,
+        sha256: kingpin_client::content_sha256(content.as_bytes()),
+    };
+    std::fs::write(VersionStamp::path(dir, file), stamp.to_json()).unwrap();
 }
 
 /// Registers `provider` under `name` and gives its client.
@@ -102,6 +118,10 @@ async fn decider_flags_are_static_at_0_and_100_and_split_by_kingpins_bucket() {
         Some(&FlagMetadataValue::String("decider".to_owned()))
     );
     assert!(metadata.values.contains_key("age_seconds"), "{metadata:?}");
+    assert_eq!(
+        metadata.values.get("version"),
+        Some(&FlagMetadataValue::Int(12))
+    );
 
     // The integer resolution is the percentage; a fractional one is a
     // float.
@@ -177,6 +197,10 @@ async fn typed_flags_come_from_the_environments_view() {
     assert_eq!(
         greeting.flag_metadata.values.get("source"),
         Some(&FlagMetadataValue::String("environment".to_owned()))
+    );
+    assert_eq!(
+        greeting.flag_metadata.values.get("version"),
+        Some(&FlagMetadataValue::Int(4))
     );
     let limits = client
         .get_struct_details::<open_feature::StructValue>("limits", None, None)
@@ -273,4 +297,28 @@ async fn not_ready_until_the_files_are_loaded_then_stale_when_too_old() {
         Some(&FlagMetadataValue::Float(age)) => assert!(age >= 7200.0, "{age}"),
         other => panic!("age_seconds: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_version_is_told_only_for_the_content_its_stamp_names() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path());
+    let client = named_client("stamps", KingpinProvider::new(options(dir.path())).unwrap()).await;
+    let version = || async {
+        let details = client.get_bool_details("on", None, None).await.unwrap();
+        assert!(details.value);
+        details.flag_metadata.values.get("version").cloned()
+    };
+    assert_eq!(version().await, Some(FlagMetadataValue::Int(12)));
+
+    // A stamp for content that is not on disk (the monitor stamps a version
+    // before it replaces the file; that write may not have landed): the
+    // value is served, its version is not guessed.
+    let file = "config.manageddata.admin.decider";
+    stamp(dir.path(), file, r#"{"on": 0}"#, 13);
+    assert_eq!(version().await, None);
+
+    // A new version with the same content (a rollback, say) is told.
+    stamp(dir.path(), file, DECIDER, 14);
+    assert_eq!(version().await, Some(FlagMetadataValue::Int(14)));
 }
