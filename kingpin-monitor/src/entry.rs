@@ -14,7 +14,7 @@ use kingpin_api::{Backoff, ConfigStore, Coordinator, WatchEvent, WatchKind, Watc
 use kingpin_client::{content_sha256, parse_serverset, VersionStamp, STAMP_DIR};
 use rand::Rng;
 
-use crate::atomic_file::write_atomically;
+use crate::atomic_file::{write_atomically, write_atomically_unsynced};
 use crate::hooks::run_hooks;
 use crate::metrics::Metrics;
 use crate::serverset::{accept_anyway, refusal, serverset_file};
@@ -296,7 +296,9 @@ async fn put_stamp(
     let (stamps, owned_name) = (dir.join(STAMP_DIR), file_name.to_owned());
     let written = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&stamps)?;
-        write_atomically(&stamps, &owned_name, &stamp.to_json())
+        // A stamp lost in a crash is rewritten by the next sync, and one
+        // that names other content is not believed: no fsync wait.
+        write_atomically_unsynced(&stamps, &owned_name, &stamp.to_json())
     })
     .await
     .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
