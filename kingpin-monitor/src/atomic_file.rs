@@ -6,12 +6,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Checks that `file_name` is a plain name inside a directory: not empty,
-/// no `/` or NUL, not `.` or `..`, not a temp-file name of ours. Remote
-/// data names files, so this runs before any I/O.
+/// no `/` or NUL, not `.` or `..`, not a temp-file name of ours nor the
+/// version stamps' directory. Remote data names files, so this runs before
+/// any I/O.
 pub fn check_file_name(file_name: &str) -> io::Result<()> {
     let bad = file_name.is_empty()
         || file_name == "."
         || file_name == ".."
+        || file_name == kingpin_client::STAMP_DIR
         || file_name.starts_with(TEMP_PREFIX)
         || file_name.contains(['/', '\\', '\0']);
     if bad {
@@ -113,7 +115,16 @@ mod tests {
     #[test]
     fn names_that_could_leave_the_directory_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for bad in ["", ".", "..", "../x", "a/b", "a\0b", ".kingpin-tmp-x"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\0b",
+            ".kingpin-tmp-x",
+            ".versions",
+        ] {
             assert!(write_atomically(dir.path(), bad, b"x").is_err(), "{bad:?}");
         }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
