@@ -10,7 +10,7 @@ use kingpin_api::{Backoff, Error, ErrorKind, Result, SessionEvent, SessionHub, S
 use tokio::sync::watch;
 
 use crate::config::{EtcdConfig, Tls};
-use crate::error::from_etcd;
+use crate::error::{from_etcd, resend_unsent};
 use crate::keys::KeyLayout;
 
 /// State shared by the coordinator handle, the lease keeper and watch tasks.
@@ -129,12 +129,12 @@ impl Shared {
 
     async fn grant(&self) -> Result<i64> {
         let ttl = self.config.lease_ttl.as_secs() as i64;
-        let granted = self
-            .client
-            .lease_client()
-            .grant(ttl, None)
-            .await
-            .map_err(|e| from_etcd(e, "lease grant"))?;
+        let granted = resend_unsent(|| {
+            let mut leases = self.client.lease_client();
+            async move { leases.grant(ttl, None).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, "lease grant"))?;
         Ok(granted.id())
     }
 }
@@ -211,7 +211,11 @@ async fn expire_and_regrant(
 /// Whether the server says the lease no longer exists. A keep-alive stream
 /// can fail for either reason; this asks plainly.
 async fn lease_is_gone(shared: &Shared, lease: i64) -> bool {
-    match shared.client.lease_client().time_to_live(lease, None).await {
+    let asked = resend_unsent(|| {
+        let mut leases = shared.client.lease_client();
+        async move { leases.time_to_live(lease, None).await }
+    });
+    match asked.await {
         Ok(response) => response.ttl() <= 0,
         Err(e) => from_etcd(e, "lease time-to-live").kind() == ErrorKind::SessionExpired,
     }
@@ -225,7 +229,11 @@ async fn keep_alive_once(
 ) -> KeeperExit {
     let ttl = shared.config.lease_ttl;
     // Opening the stream renews the lease once and reads the answer.
-    let (mut keeper, mut responses) = match shared.client.lease_client().keep_alive(lease).await {
+    let opened = resend_unsent(|| {
+        let mut leases = shared.client.lease_client();
+        async move { leases.keep_alive(lease).await }
+    });
+    let (mut keeper, mut responses) = match opened.await {
         Ok(opened) => opened,
         Err(etcd_client::Error::LeaseKeepAliveError(message)) if message.contains("not found") => {
             return KeeperExit::Expired
