@@ -155,18 +155,39 @@ fn first_entry_of<'a>(entries: &'a [Entry], who: &str) -> &'a Entry {
         .unwrap_or_else(|| panic!("{who} wrote nothing: {entries:?}"))
 }
 
-/// Records every state a hold goes through, from a task of its own.
-fn follow_states(guard: &LockGuard) -> Arc<Mutex<Vec<HoldState>>> {
-    let mut states = guard.watch_state();
-    let seen = Arc::new(Mutex::new(vec![*states.borrow_and_update()]));
-    let out = seen.clone();
-    tokio::spawn(async move {
-        while states.changed().await.is_ok() {
-            let now = *states.borrow_and_update();
-            seen.lock().unwrap().push(now);
-        }
-    });
-    out
+/// Every state a hold went through, and when its task published it.
+#[derive(Clone)]
+struct StateLog(Arc<Mutex<Vec<(HoldState, Instant)>>>);
+
+impl StateLog {
+    /// Follows `guard`'s state from a task of its own.
+    fn follow(guard: &LockGuard) -> StateLog {
+        let mut states = guard.watch_state();
+        let first = *states.borrow_and_update();
+        let log = StateLog(Arc::new(Mutex::new(vec![(first, Instant::now())])));
+        let out = log.clone();
+        tokio::spawn(async move {
+            while states.changed().await.is_ok() {
+                let now = *states.borrow_and_update();
+                log.0.lock().unwrap().push((now, Instant::now()));
+            }
+        });
+        out
+    }
+
+    fn states(&self) -> Vec<HoldState> {
+        self.0.lock().unwrap().iter().map(|(s, _)| *s).collect()
+    }
+
+    /// How long after `since` the holder first stopped acting as one.
+    fn not_held_after(&self, since: Instant) -> Option<Duration> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(s, at)| *s != HoldState::Held && *at >= since)
+            .map(|(_, at)| at.duration_since(since))
+    }
 }
 
 /// Waits until the hold's state satisfies `condition`.
@@ -311,7 +332,7 @@ async fn held_lock_survives_a_leader_change(kind: ClusterKind) {
     create_log(&*holder_session).await;
     let guard = acquire(holder_session.clone(), "a").await;
     let session = holder_session.session_id();
-    let states = follow_states(&guard);
+    let states = StateLog::follow(&guard);
     let observer = site.session(&cluster, &[]).await;
     let waiting = waiter(site.session(&cluster, &[]).await);
     until_contenders(observer.clone(), 2).await;
@@ -369,10 +390,11 @@ async fn held_lock_survives_a_leader_change(kind: ClusterKind) {
     record(&next_guard, "b", "releasing").await.unwrap();
     next_guard.release().await.unwrap();
     let (entries, overlaps) = read_log(&*observer).await;
-    let states = states.lock().unwrap().clone();
+    let stopped = states.not_held_after(killed);
+    let states = states.states();
     println!(
         "{kind:?}: lock held through a leader change (m{} killed, m{} led after {election:?}); \
-         holder states {states:?}, same session, guarded writes accepted again {written_again:?} \
+         holder states {states:?} (suspended {stopped:?} after the kill), same session, guarded writes accepted again {written_again:?} \
          after the kill ({} refused meanwhile: {refusals:?}); the waiter did not acquire; after \
          the release it held in {handover:?}; log of {} entries, {} overlaps",
         leader + 1,
@@ -423,7 +445,7 @@ async fn expired_holder_is_fenced_after_a_long_partition(kind: ClusterKind) {
             (session, Arc::new(guard))
         })
         .await;
-    let states = follow_states(&guard);
+    let states = StateLog::follow(&guard);
     let waiting = waiter(site.session(&cluster, &[]).await);
     until_contenders(observer.clone(), 2).await;
     let append = |what: &'static str| {
@@ -479,10 +501,11 @@ async fn expired_holder_is_fenced_after_a_long_partition(kind: ClusterKind) {
         .iter()
         .filter(|e| e.who != "b" && e.sequence > b_first)
         .collect();
-    let states = states.lock().unwrap().clone();
+    let stopped = states.not_held_after(cut);
+    let states = states.states();
     println!(
-        "{kind:?}: holder cut off from every member; the waiter held {reacquired:?} after the cut \
-         (session timeout {SESSION_TIMEOUT:?}); the old holder's writes refused: {refusals:?}; \
+        "{kind:?}: holder cut off from every member; it stopped acting as holder {stopped:?} \
+         after the cut, the waiter held {reacquired:?} after (session timeout {SESSION_TIMEOUT:?}); the old holder's writes refused: {refusals:?}; \
          after the heal it knew it lost in {learned:?} (states {states:?}); a raw write with \
          the ownership check was refused by the coordinator ({}: {raw}); log of {} entries, {} \
          overlaps, {} old-holder entries after the new holder's first",
@@ -527,7 +550,7 @@ async fn paused_member_allows_no_two_holders(kind: ClusterKind) {
     create_log(&*observer).await;
     let holder_session = site.session(&cluster, &[leader]).await;
     let guard = Arc::new(acquire(holder_session.clone(), "a").await);
-    let states = follow_states(&guard);
+    let states = StateLog::follow(&guard);
     let waiting = waiter(site.session(&cluster, &majority).await);
     until_contenders(observer.clone(), 2).await;
     let mut accepted_before = Vec::new();
@@ -567,10 +590,11 @@ async fn paused_member_allows_no_two_holders(kind: ClusterKind) {
         .chain(&a_accepted)
         .filter(|&&s| s > b_first)
         .collect();
-    let states = states.lock().unwrap().clone();
+    let stopped = states.not_held_after(paused);
+    let states = states.states();
     println!(
-        "{kind:?}: leader m{} (the holder's only member) paused {pause:?}; m{} led; the waiter held \
-         {reacquired:?} after the pause began (session timeout {SESSION_TIMEOUT:?}); the old \
+        "{kind:?}: leader m{} (the holder's only member) paused {pause:?}; m{} led; the holder \
+         stopped acting as one {stopped:?} after the pause began, the waiter held {reacquired:?} after (session timeout {SESSION_TIMEOUT:?}); the old \
          holder had {} writes accepted before the pause and {} by its writer loop, all before \
          the new holder's first entry, and {} refused ({a_refusals:?}); after the resume it knew it lost in {learned:?} (states {states:?}); a \
          raw write with the ownership check was refused ({}: {raw}); the new holder wrote {} \
