@@ -17,24 +17,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod holder_log;
+
 use futures::StreamExt;
-use kingpin_api::{
-    Coordinator, CreateMode, ErrorKind, NodePath, Op, OpResult, SessionState, WatchKind,
-};
+use kingpin_api::{Coordinator, SessionState, WatchKind};
 use kingpin_conformance_tests::cluster::{ClientRuntime, Cluster, ClusterKind};
 use kingpin_conformance_tests::unique_namespace;
 use kingpin_recipes::{Error, HoldState, Lock, LockGuard, NotHeldReason};
+
+use holder_log::{
+    acquire, create_log, first_entry_of, log_entry, path, read_log, record, waiter, write_until,
+    Entry, Refusals, LOCK,
+};
 
 /// Sessions expire 4 s after their client goes silent.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
 /// Generous: a failing wait means the behaviour is missing, not slow.
 const WAIT: Duration = Duration::from_secs(60);
-/// How often the holders' writer loops write: pacing, not synchronisation.
-const WRITE_INTERVAL: Duration = Duration::from_millis(25);
-
-fn path(s: &str) -> NodePath {
-    NodePath::parse(s).unwrap()
-}
 
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
@@ -78,81 +77,6 @@ impl Site {
             .await
             .unwrap()
     }
-}
-
-const LOCK: &str = "/locks/job";
-const LOG: &str = "/log";
-
-/// The holders' log: `<holder> <token> <what>` entries in the coordinator's
-/// commit order, each written only while its writer held the lock.
-async fn record(guard: &LockGuard, who: &str, what: &str) -> Result<u64, Error> {
-    let results = guard
-        .guarded_transaction(vec![log_entry(guard, who, what)])
-        .await?;
-    match results.first() {
-        Some(OpResult::Created(created)) => Ok(sequence_of(created)),
-        other => panic!("a log append returned {other:?}"),
-    }
-}
-
-fn log_entry(guard: &LockGuard, who: &str, what: &str) -> Op {
-    Op::Create {
-        path: path(&format!("{LOG}/entry-")),
-        data: format!("{who} {} {what}", guard.token()).into_bytes(),
-        mode: CreateMode::PersistentSequential,
-    }
-}
-
-fn sequence_of(node: &NodePath) -> u64 {
-    let name = node.name();
-    name[name.len() - 10..].parse().unwrap()
-}
-
-/// One log entry, read back.
-#[derive(Debug)]
-struct Entry {
-    sequence: u64,
-    who: String,
-    token: u64,
-    what: String,
-}
-
-/// The whole log in sequence order, and every place where the token went
-/// down (an older holder's entry after a newer holder's) or a new holder's
-/// first entry is not its acquisition.
-async fn read_log(coordinator: &dyn Coordinator) -> (Vec<Entry>, Vec<String>) {
-    let mut names = coordinator.children(&path(LOG)).await.unwrap();
-    names.sort();
-    let mut entries = Vec::new();
-    for name in names {
-        let node = path(LOG).join(&name).unwrap();
-        let data = String::from_utf8(coordinator.get(&node).await.unwrap().data).unwrap();
-        let mut fields = data.splitn(3, ' ');
-        let (who, token, what) = (fields.next(), fields.next(), fields.next());
-        entries.push(Entry {
-            sequence: sequence_of(&node),
-            who: who.unwrap().to_owned(),
-            token: token.unwrap().parse().unwrap(),
-            what: what.unwrap_or_default().to_owned(),
-        });
-    }
-    let mut overlaps = Vec::new();
-    for pair in entries.windows(2) {
-        if pair[1].token < pair[0].token {
-            overlaps.push(format!("{:?} after {:?}", pair[1], pair[0]));
-        } else if pair[1].token > pair[0].token && pair[1].what != "acquired" {
-            overlaps.push(format!("{:?} before its acquisition", pair[1]));
-        }
-    }
-    (entries, overlaps)
-}
-
-/// The first entry `who` wrote, by sequence.
-fn first_entry_of<'a>(entries: &'a [Entry], who: &str) -> &'a Entry {
-    entries
-        .iter()
-        .find(|e| e.who == who)
-        .unwrap_or_else(|| panic!("{who} wrote nothing: {entries:?}"))
 }
 
 /// Every state a hold went through, and when its task published it.
@@ -224,83 +148,6 @@ async fn raw_stale_write(coordinator: &dyn Coordinator, guard: &LockGuard) -> ki
         Ok(results) => panic!("a stale holder's raw write was accepted: {results:?}"),
         Err(e) => e,
     }
-}
-
-/// How guarded writes were refused, by reason.
-#[derive(Debug, Default)]
-struct Refusals {
-    suspended: usize,
-    lost: usize,
-    coordinator: Vec<ErrorKind>,
-}
-
-impl Refusals {
-    fn count(&mut self, error: &Error) {
-        match error {
-            Error::NotHeld {
-                reason: NotHeldReason::Suspended,
-                ..
-            } => self.suspended += 1,
-            Error::NotHeld { .. } => self.lost += 1,
-            other => self.coordinator.push(other.kind()),
-        }
-    }
-
-    fn total(&self) -> usize {
-        self.suspended + self.lost + self.coordinator.len()
-    }
-}
-
-/// A holder's loop appending to the log every [`WRITE_INTERVAL`] until
-/// `stop` or until its hold is lost: the sequences of the appends it was
-/// told succeeded, and its refusals.
-async fn write_until(
-    guard: Arc<LockGuard>,
-    who: &'static str,
-    stop: Arc<AtomicBool>,
-) -> (Vec<u64>, Refusals) {
-    let mut accepted = Vec::new();
-    let mut refusals = Refusals::default();
-    let mut k = 0;
-    while !stop.load(Ordering::SeqCst) {
-        k += 1;
-        match record(&guard, who, &format!("write {k}")).await {
-            Ok(sequence) => accepted.push(sequence),
-            Err(e) => refusals.count(&e),
-        }
-        if matches!(guard.state(), HoldState::Lost(_)) {
-            break;
-        }
-        tokio::time::sleep(WRITE_INTERVAL).await;
-    }
-    (accepted, refusals)
-}
-
-/// Sets up the log, then takes the lock for `who` and logs the acquisition.
-async fn acquire(coordinator: Arc<dyn Coordinator>, who: &str) -> LockGuard {
-    let guard = Lock::new(coordinator, path(LOCK))
-        .with_identifier(who)
-        .lock()
-        .await
-        .unwrap();
-    record(&guard, who, "acquired").await.unwrap();
-    guard
-}
-
-/// Another client waiting for the lock from the start, logging its
-/// acquisition as soon as it holds: how long after `since` it held.
-fn waiter(coordinator: Arc<dyn Coordinator>) -> tokio::task::JoinHandle<(LockGuard, Instant)> {
-    tokio::spawn(async move {
-        let guard = acquire(coordinator, "b").await;
-        (guard, Instant::now())
-    })
-}
-
-async fn create_log(coordinator: &dyn Coordinator) {
-    coordinator
-        .create(&path(LOG), b"", CreateMode::Persistent)
-        .await
-        .unwrap();
 }
 
 /// Waits until the lock's queue has `n` contenders.
@@ -516,6 +363,10 @@ async fn expired_holder_is_fenced_after_a_long_partition(kind: ClusterKind) {
     );
     assert!(overlaps.is_empty(), "two holders at once: {overlaps:?}");
     assert!(late.is_empty(), "stale writes accepted: {late:?}");
+    assert!(
+        stopped.is_some_and(|s| s < reacquired),
+        "the old holder stops acting as one before the next one holds"
+    );
     assert_eq!(
         raw.operation_index(),
         Some(0),
@@ -611,6 +462,10 @@ async fn paused_member_allows_no_two_holders(kind: ClusterKind) {
         overlaps.len()
     );
     assert!(pause > SESSION_TIMEOUT, "paused past the session timeout");
+    assert!(
+        stopped.is_some_and(|s| s < reacquired),
+        "the old holder stops acting as one before the next one holds"
+    );
     assert!(overlaps.is_empty(), "two holders at once: {overlaps:?}");
     assert!(
         late.is_empty(),

@@ -159,14 +159,18 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
         };
         match keep_alive_once(&shared, lease, &mut shutdown).await {
             KeeperExit::Shutdown => return,
-            KeeperExit::Disconnected if lease_is_gone(&shared, lease).await => {
-                expire_and_regrant(&shared, &mut shutdown, &mut backoff).await;
-                continue;
-            }
             KeeperExit::Disconnected => {
+                // Suspended before asking whether the lease survived: from
+                // behind a partition the question takes as long as the
+                // request timeout (the TTL), and a holder must stop acting
+                // as one before the server can expire its lease.
                 if shared.hub.state() == SessionState::Connected {
                     tracing::warn!(endpoints = %shared.config.endpoints_display(), "etcd unreachable; lease at risk");
                     shared.hub.publish(SessionEvent::Suspended);
+                }
+                if lease_is_gone(&shared, lease).await {
+                    expire_and_regrant(&shared, &mut shutdown, &mut backoff).await;
+                    continue;
                 }
             }
             KeeperExit::Expired => {
