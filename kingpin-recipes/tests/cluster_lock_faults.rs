@@ -23,11 +23,11 @@ use futures::StreamExt;
 use kingpin_api::{Coordinator, SessionState, WatchKind};
 use kingpin_conformance_tests::cluster::{ClientRuntime, Cluster, ClusterKind};
 use kingpin_conformance_tests::unique_namespace;
-use kingpin_recipes::{Error, HoldState, Lock, LockGuard, NotHeldReason};
+use kingpin_recipes::{HoldState, Lock, LockGuard};
 
 use holder_log::{
-    acquire, create_log, first_entry_of, log_entry, path, read_log, record, waiter, write_until,
-    Entry, Refusals, LOCK,
+    acquire, create_log, first_entry_of, log_entry, path, read_log, record, record_when_held,
+    waiter, write_until, Entry, Refusals, LOCK,
 };
 
 /// Sessions expire 4 s after their client goes silent.
@@ -189,28 +189,8 @@ async fn held_lock_survives_a_leader_change(kind: ClusterKind) {
     cluster.kill(leader).unwrap();
     let next = cluster.wait_for_new_leader(leader).await.unwrap();
     let election = killed.elapsed();
-    // The holder writes again as soon as its client says it may: a refusal
-    // while suspended is the guard doing its job, so it waits for `Held`.
-    let mut refusals = Refusals::default();
-    let written_again = loop {
-        match record(&guard, "a", "after the election").await {
-            Ok(_) => break killed.elapsed(),
-            Err(e) => {
-                assert!(
-                    matches!(
-                        e,
-                        Error::NotHeld {
-                            reason: NotHeldReason::Suspended,
-                            ..
-                        }
-                    ) || e.is_retryable(),
-                    "{kind:?}: the hold failed through the election: {e}"
-                );
-                refusals.count(&e);
-                until_state(&guard, "the hold back", |s| *s != HoldState::Suspended).await;
-            }
-        }
-    };
+    let (_, refusals) = record_when_held(&guard, "a", "after the election").await;
+    let written_again = killed.elapsed();
     assert_eq!(holder_session.session_id(), session, "the same session");
     assert!(guard.is_held());
     // Read through the survivors: an etcd client that names the dead
@@ -228,13 +208,13 @@ async fn held_lock_survives_a_leader_change(kind: ClusterKind) {
     assert!(!waiting.is_finished(), "nobody else acquired");
 
     let token = guard.token();
-    record(&guard, "a", "releasing").await.unwrap();
+    record_when_held(&guard, "a", "releasing").await;
     let released = Instant::now();
     guard.release().await.unwrap();
     let (next_guard, acquired) = within("the waiter to take over", waiting).await.unwrap();
     let handover = acquired.duration_since(released);
     assert!(next_guard.token() > token);
-    record(&next_guard, "b", "releasing").await.unwrap();
+    record_when_held(&next_guard, "b", "releasing").await;
     next_guard.release().await.unwrap();
     let (entries, overlaps) = read_log(&*observer).await;
     let stopped = states.not_held_after(killed);
@@ -320,9 +300,7 @@ async fn expired_holder_is_fenced_after_a_long_partition(kind: ClusterKind) {
     let mut refusals = Refusals::default();
     let cut_off = client.run(append("while cut off")).await;
     refusals.count(&cut_off.expect_err("a write while cut off after the expiry is refused"));
-    record(&next_guard, "b", "while a is cut off")
-        .await
-        .unwrap();
+    record_when_held(&next_guard, "b", "while a is cut off").await;
 
     cluster.heal().unwrap();
     let healed = Instant::now();
@@ -340,7 +318,7 @@ async fn expired_holder_is_fenced_after_a_long_partition(kind: ClusterKind) {
             .run(async move { raw_stale_write(&*session, &guard).await })
             .await
     };
-    record(&next_guard, "b", "releasing").await.unwrap();
+    record_when_held(&next_guard, "b", "releasing").await;
     next_guard.release().await.unwrap();
     let (entries, overlaps) = read_log(&*observer).await;
     let b_first = first_entry_of(&entries, "b").sequence;
@@ -406,7 +384,11 @@ async fn paused_member_allows_no_two_holders(kind: ClusterKind) {
     until_contenders(observer.clone(), 2).await;
     let mut accepted_before = Vec::new();
     for k in 1..=3 {
-        accepted_before.push(record(&guard, "a", &format!("before {k}")).await.unwrap());
+        accepted_before.push(
+            record_when_held(&guard, "a", &format!("before {k}"))
+                .await
+                .0,
+        );
     }
     let stop_a = Arc::new(AtomicBool::new(false));
     let writer_a = tokio::spawn(write_until(guard.clone(), "a", stop_a.clone()));

@@ -143,14 +143,44 @@ pub async fn write_until(
     (accepted, refusals)
 }
 
-/// Sets up the log, then takes the lock for `who` and logs the acquisition.
+/// Appends like [`record`], waiting out what a careful holder waits out: a
+/// suspended session (until its hold is back) and a retryable error (the
+/// append may then be in the log twice, which the check allows). Panics
+/// when the hold is lost. Returns the sequence and the refusals met.
+pub async fn record_when_held(guard: &LockGuard, who: &str, what: &str) -> (u64, Refusals) {
+    let mut refusals = Refusals::default();
+    loop {
+        match record(guard, who, what).await {
+            Ok(sequence) => return (sequence, refusals),
+            Err(e) => {
+                let suspended = matches!(
+                    e,
+                    Error::NotHeld {
+                        reason: NotHeldReason::Suspended,
+                        ..
+                    }
+                );
+                assert!(suspended || e.is_retryable(), "{who} lost its hold: {e}");
+                refusals.count(&e);
+                let mut states = guard.watch_state();
+                let back = states.wait_for(|s| *s != HoldState::Suspended);
+                tokio::time::timeout(Duration::from_secs(60), back)
+                    .await
+                    .unwrap_or_else(|_| panic!("{who}'s hold stayed suspended"))
+                    .unwrap_or_else(|_| panic!("{who}'s hold task ended"));
+            }
+        }
+    }
+}
+
+/// Takes the lock for `who` and logs the acquisition.
 pub async fn acquire(coordinator: Arc<dyn Coordinator>, who: &str) -> LockGuard {
     let guard = Lock::new(coordinator, path(LOCK))
         .with_identifier(who)
         .lock()
         .await
         .unwrap();
-    record(&guard, who, "acquired").await.unwrap();
+    record_when_held(&guard, who, "acquired").await;
     guard
 }
 
