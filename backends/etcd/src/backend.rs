@@ -17,7 +17,7 @@ use kingpin_api::{
 };
 
 use crate::config::EtcdConfig;
-use crate::error::from_etcd;
+use crate::error::{from_etcd, resend_unsent};
 use crate::keys::{decode_value, encode_value, stat_of};
 use crate::session::{keep_alive, Shared};
 use crate::watch;
@@ -98,13 +98,12 @@ impl EtcdCoordinator {
             let txn = Txn::new()
                 .when(plan.compares.clone())
                 .and_then(plan.writes.clone());
-            let response = self
-                .shared
-                .client
-                .kv_client()
-                .txn(txn)
-                .await
-                .map_err(|e| from_etcd(e, "transaction"))?;
+            let response = resend_unsent(|| {
+                let (mut kv, txn) = (self.shared.client.kv_client(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await
+            .map_err(|e| from_etcd(e, "transaction"))?;
             if response.succeeded() {
                 let revision = response.header().map(|h| h.revision()).unwrap_or(0);
                 return Ok(plan.results(revision));
@@ -154,13 +153,13 @@ impl EtcdCoordinator {
                 .iter()
                 .map(|p| TxnOp::get(layout.children_prefix(p), Some(keys_only.clone()))),
         );
-        let response = self
-            .shared
-            .client
-            .kv_client()
-            .txn(Txn::new().and_then(reads))
-            .await
-            .map_err(|e| from_etcd(e, "reading a snapshot"))?;
+        let txn = Txn::new().and_then(reads);
+        let response = resend_unsent(|| {
+            let (mut kv, txn) = (self.shared.client.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, "reading a snapshot"))?;
         let revision = response.header().map(|h| h.revision()).unwrap_or(0);
         let mut results = response.op_responses().into_iter().map(|r| match r {
             TxnOpResponse::Get(get) => get.kvs().to_vec(),
@@ -515,13 +514,13 @@ impl Coordinator for EtcdCoordinator {
                 },
             });
         }
-        let response = self
-            .shared
-            .client
-            .kv_client()
-            .get(self.shared.layout.node_key(path), None)
-            .await
-            .map_err(|e| from_etcd(e, &format!("get {path}")))?;
+        let key = self.shared.layout.node_key(path);
+        let response = resend_unsent(|| {
+            let (mut kv, key) = (self.shared.client.kv_client(), key.clone());
+            async move { kv.get(key, None).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, &format!("get {path}")))?;
         let kv = response
             .kvs()
             .first()
@@ -547,13 +546,12 @@ impl Coordinator for EtcdCoordinator {
                 Some(GetOptions::new().with_prefix().with_keys_only()),
             ),
         ]);
-        let response = self
-            .shared
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(|e| from_etcd(e, &format!("children of {path}")))?;
+        let response = resend_unsent(|| {
+            let (mut kv, txn) = (self.shared.client.kv_client(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, &format!("children of {path}")))?;
         let mut responses = response.op_responses().into_iter();
         let exists = match responses.next() {
             Some(TxnOpResponse::Get(get)) => get.count() > 0,

@@ -79,6 +79,55 @@ fn is_connection_failure(status: &tonic::Status) -> bool {
     false
 }
 
+/// How many times a request that never reached a server is sent: the
+/// client spreads requests over every endpoint, and a member that is down
+/// refuses connections, so the next attempt usually goes to a live one.
+const UNSENT_ATTEMPTS: u32 = 8;
+
+/// Runs `call` again while it fails without having reached any server (up
+/// to [`UNSENT_ATTEMPTS`] in all), so that one dead member of a cluster
+/// does not fail a share of every client's requests. Safe for writes too:
+/// nothing was sent, so nothing can have been applied.
+pub(crate) async fn resend_unsent<T, Fut>(
+    mut call: impl FnMut() -> Fut,
+) -> std::result::Result<T, EtcdError>
+where
+    Fut: std::future::Future<Output = std::result::Result<T, EtcdError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if attempt < UNSENT_ATTEMPTS && never_sent(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `err` proves the request never left: the connection to the
+/// endpoint it was given to could not be made.
+fn never_sent(err: &EtcdError) -> bool {
+    let EtcdError::GRpcStatus(status) = err else {
+        return false;
+    };
+    if status.code() != Code::Unavailable {
+        return false;
+    }
+    if status.message().contains("tcp connect error") {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = err.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,9 +153,27 @@ mod tests {
             ErrorKind::TooLarge
         );
         let refused = tonic::Status::internal("etcdserver: some refusal");
+        assert!(!never_sent(&EtcdError::GRpcStatus(refused.clone())));
         assert_eq!(
             from_etcd(EtcdError::GRpcStatus(refused), "put").kind(),
             ErrorKind::Backend
         );
+    }
+
+    #[test]
+    fn only_connections_never_made_are_resent() {
+        let connect = tonic::Status::unavailable("tcp connect error");
+        assert!(never_sent(&EtcdError::GRpcStatus(connect)));
+        for status in [
+            tonic::Status::unavailable("etcdserver: leader changed"),
+            tonic::Status::unavailable("etcdserver: request timed out"),
+            tonic::Status::unknown("transport error"),
+            tonic::Status::deadline_exceeded("tcp connect error"),
+        ] {
+            assert!(
+                !never_sent(&EtcdError::GRpcStatus(status.clone())),
+                "{status:?}"
+            );
+        }
     }
 }

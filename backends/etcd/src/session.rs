@@ -10,7 +10,7 @@ use kingpin_api::{Backoff, Error, ErrorKind, Result, SessionEvent, SessionHub, S
 use tokio::sync::watch;
 
 use crate::config::{EtcdConfig, Tls};
-use crate::error::from_etcd;
+use crate::error::{from_etcd, resend_unsent};
 use crate::keys::KeyLayout;
 
 /// State shared by the coordinator handle, the lease keeper and watch tasks.
@@ -129,12 +129,12 @@ impl Shared {
 
     async fn grant(&self) -> Result<i64> {
         let ttl = self.config.lease_ttl.as_secs() as i64;
-        let granted = self
-            .client
-            .lease_client()
-            .grant(ttl, None)
-            .await
-            .map_err(|e| from_etcd(e, "lease grant"))?;
+        let granted = resend_unsent(|| {
+            let mut leases = self.client.lease_client();
+            async move { leases.grant(ttl, None).await }
+        })
+        .await
+        .map_err(|e| from_etcd(e, "lease grant"))?;
         Ok(granted.id())
     }
 }
@@ -159,14 +159,18 @@ pub(crate) async fn keep_alive(shared: Arc<Shared>) {
         };
         match keep_alive_once(&shared, lease, &mut shutdown).await {
             KeeperExit::Shutdown => return,
-            KeeperExit::Disconnected if lease_is_gone(&shared, lease).await => {
-                expire_and_regrant(&shared, &mut shutdown, &mut backoff).await;
-                continue;
-            }
             KeeperExit::Disconnected => {
+                // Suspended before asking whether the lease survived: from
+                // behind a partition the question takes as long as the
+                // request timeout (the TTL), and a holder must stop acting
+                // as one before the server can expire its lease.
                 if shared.hub.state() == SessionState::Connected {
                     tracing::warn!(endpoints = %shared.config.endpoints_display(), "etcd unreachable; lease at risk");
                     shared.hub.publish(SessionEvent::Suspended);
+                }
+                if lease_is_gone(&shared, lease).await {
+                    expire_and_regrant(&shared, &mut shutdown, &mut backoff).await;
+                    continue;
                 }
             }
             KeeperExit::Expired => {
@@ -211,7 +215,11 @@ async fn expire_and_regrant(
 /// Whether the server says the lease no longer exists. A keep-alive stream
 /// can fail for either reason; this asks plainly.
 async fn lease_is_gone(shared: &Shared, lease: i64) -> bool {
-    match shared.client.lease_client().time_to_live(lease, None).await {
+    let asked = resend_unsent(|| {
+        let mut leases = shared.client.lease_client();
+        async move { leases.time_to_live(lease, None).await }
+    });
+    match asked.await {
         Ok(response) => response.ttl() <= 0,
         Err(e) => from_etcd(e, "lease time-to-live").kind() == ErrorKind::SessionExpired,
     }
@@ -225,7 +233,11 @@ async fn keep_alive_once(
 ) -> KeeperExit {
     let ttl = shared.config.lease_ttl;
     // Opening the stream renews the lease once and reads the answer.
-    let (mut keeper, mut responses) = match shared.client.lease_client().keep_alive(lease).await {
+    let opened = resend_unsent(|| {
+        let mut leases = shared.client.lease_client();
+        async move { leases.keep_alive(lease).await }
+    });
+    let (mut keeper, mut responses) = match opened.await {
         Ok(opened) => opened,
         Err(etcd_client::Error::LeaseKeepAliveError(message)) if message.contains("not found") => {
             return KeeperExit::Expired

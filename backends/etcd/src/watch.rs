@@ -9,7 +9,7 @@ use kingpin_api::{
     watch_channel, Backoff, NodePath, Result, WatchEvent, WatchKind, WatchSender, WatchStream,
 };
 
-use crate::error::from_etcd;
+use crate::error::{from_etcd, resend_unsent};
 use crate::session::Shared;
 
 /// Starts following `path` from the store's current revision: every change
@@ -38,12 +38,13 @@ pub(crate) fn start_at(
 
 async fn current_revision(shared: &Shared) -> Result<i64> {
     let options = GetOptions::new().with_count_only();
-    let response = shared
-        .client
-        .kv_client()
-        .get(shared.layout.node_key(&NodePath::root()), Some(options))
-        .await
-        .map_err(|e| from_etcd(e, "reading the current revision"))?;
+    let key = shared.layout.node_key(&NodePath::root());
+    let response = resend_unsent(|| {
+        let (mut kv, key, options) = (shared.client.kv_client(), key.clone(), options.clone());
+        async move { kv.get(key, Some(options)).await }
+    })
+    .await
+    .map_err(|e| from_etcd(e, "reading the current revision"))?;
     Ok(response.header().map(|h| h.revision()).unwrap_or(0))
 }
 
