@@ -115,12 +115,7 @@ async fn environment_monitors(setup: &Setup, n: usize, k: usize) -> Samples {
             .await
             .expect("every monitor wrote the view within 60 s")
             .expect("the waiters report");
-        samples
-            .from_start
-            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
-        samples
-            .from_ack
-            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
+        samples.add_round(&seen, started, acked);
     }
     drop(running);
     samples

@@ -59,6 +59,17 @@ pub struct Samples {
     pub from_ack: Vec<Duration>,
 }
 
+impl Samples {
+    /// One write's round: when each instance had the new version, for a
+    /// write that started at `started` and was acknowledged at `acked`.
+    pub fn add_round(&mut self, seen: &[Instant], started: Instant, acked: Instant) {
+        self.from_start
+            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
+        self.from_ack
+            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
+    }
+}
+
 pub async fn writes_to(
     setup: &Setup,
     name: &ConfigName,
@@ -86,12 +97,7 @@ pub async fn writes_to(
             .await
             .expect("every instance saw the version within 60 s")
             .expect("the waiters report");
-        samples
-            .from_start
-            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
-        samples
-            .from_ack
-            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
+        samples.add_round(&seen, started, acked);
     }
     samples
 }

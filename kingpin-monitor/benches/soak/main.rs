@@ -34,7 +34,7 @@ use kingpin_conformance_tests::config_history::{HistoryCounts, Recording, Versio
 use kingpin_conformance_tests::linearizability::check;
 use kingpin_conformance_tests::torn_files::TornFileReader;
 use kingpin_monitor::{Monitor, MonitorSettings};
-use list_writers::ListWriters;
+use list_writers::{Adds, ListWriters};
 use report::{Report, ReportTable};
 
 /// Sessions (leases) expire this long after their client goes silent.
@@ -106,147 +106,197 @@ fn who() -> ChangeInfo {
     ChangeInfo::new("soak", "soak")
 }
 
-/// A store for the recorded config: short timeouts, as the linearizability
-/// test uses, so that operations of unknown outcome stay rare.
-async fn recording_store(place: &Place) -> kingpin_api::Result<ConfigStore> {
-    Ok(place
-        .store()
-        .await?
-        .with_resolve_timeout(Duration::from_secs(5))
-        .with_unavailable_retry(Duration::from_secs(10)))
+/// The names the soak works on.
+struct Names {
+    register: ConfigName,
+    list: ConfigName,
+    dependency: ConfigName,
 }
 
-/// Opens what `open` opens on `client`'s runtime: its connections come
-/// from the client node.
-async fn on_client<T: Send + 'static>(
-    client: &ClientRuntime,
-    place: &Arc<Place>,
-    open: impl FnOnce(Arc<Place>) -> futures::future::BoxFuture<'static, T> + Send + 'static,
-) -> T {
-    let place = place.clone();
-    client.run(async move { open(place).await }).await
-}
-
-fn monitor_settings(place: &Place, dependency: &ConfigName, out: PathBuf) -> MonitorSettings {
-    let mut settings =
-        MonitorSettings::new(&place.coordinator_url, &place.blob_url, dependency.clone());
-    settings.config_dir = out.join("config");
-    settings.serverset_dir = out.join("serverset");
-    settings.admin_addr = None;
-    settings
-}
-
-async fn soak(kind: ClusterKind, args: &Args) -> anyhow::Result<Option<Report>> {
-    let Some(mut cluster) = Cluster::for_test(kind, 3, "soak").await else {
-        return Ok(None);
-    };
-    let place = Arc::new(Place::new(&cluster, SESSION_TIMEOUT)?);
-    let client = ClientRuntime::new(&cluster.add_client("soak").map_err(anyhow::Error::msg)?)
-        .map_err(anyhow::Error::msg)?;
-    let (register, list_name, dependency) = (
-        name("config.soak.register"),
-        name("config.manageddata.soak.items"),
-        name("soak.dep"),
-    );
-    let host_store = place.store().await?;
-    host_store
-        .write(&list_name, Bytes::from_static(b"[]"), &who())
-        .await?;
-    host_store
-        .write(&register, Bytes::from_static(b"start;"), &who())
-        .await?;
-    place
-        .subscribe(
-            &dependency,
-            vec![
-                MetaConfig::config(register.clone())?,
-                MetaConfig::config(list_name.clone())?,
-            ],
-        )
-        .await?;
-
-    let outs = [tempfile::tempdir()?, tempfile::tempdir()?];
-    let host_monitor =
-        Monitor::start(monitor_settings(&place, &dependency, outs[0].path().into())).await?;
-    let client_monitor = {
-        let settings = monitor_settings(&place, &dependency, outs[1].path().into());
-        client.run(Monitor::start(settings)).await?
-    };
-    let monitors = [host_monitor, client_monitor];
-    let mut readers = Vec::new();
-    for (monitor, out) in monitors.iter().zip(&outs) {
-        let list = list_name.clone();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            monitor
-                .state()
-                .wait_for(|s| s.entry(&list).is_some_and(|e| e.version == Some(1))),
-        )
-        .await
-        .context("a monitor's first sync")?;
-        readers.push(TornFileReader::start(
-            out.path().join("config").join(list_name.as_str()),
-        ));
-    }
-
-    let mut writers = ListWriters::default();
-    for writer in 0..args.list_writers {
-        let list = if writer + 1 == args.list_writers {
-            let list_name = list_name.clone();
-            on_client(&client, &place, move |place| {
-                Box::pin(async move { place.store().await.map(|s| ManagedList::new(s, list_name)) })
-            })
-            .await?
-        } else {
-            ManagedList::new(place.store().await?, list_name.clone())
-        };
-        if writer + 1 == args.list_writers {
-            writers.start_on(&client, writer, list);
-        } else {
-            writers.start(writer, list);
+impl Names {
+    fn new() -> Self {
+        Names {
+            register: name("config.soak.register"),
+            list: name("config.manageddata.soak.items"),
+            dependency: name("soak.dep"),
         }
     }
+}
 
-    let mut report = Report::new(kind);
-    let started = Instant::now();
-    let mut round = 0;
-    while started.elapsed() < args.duration {
+/// One cluster's soak: the cluster, a place on it, a client node that the
+/// client partitions cut off, and a store on the host.
+struct Soak<'a> {
+    args: &'a Args,
+    cluster: Cluster,
+    place: Arc<Place>,
+    client: ClientRuntime,
+    host_store: ConfigStore,
+    names: Names,
+}
+
+/// The monitors, their output directories and the torn-file readers on
+/// their list files.
+struct Monitors {
+    running: Vec<Monitor>,
+    outs: Vec<tempfile::TempDir>,
+    readers: Vec<TornFileReader>,
+}
+
+impl<'a> Soak<'a> {
+    /// Starts a cluster and writes the first versions, or `None` when the
+    /// run opted out of clusters.
+    async fn start(kind: ClusterKind, args: &'a Args) -> anyhow::Result<Option<Soak<'a>>> {
+        let Some(cluster) = Cluster::for_test(kind, 3, "soak").await else {
+            return Ok(None);
+        };
+        let place = Arc::new(Place::new(&cluster, SESSION_TIMEOUT)?);
+        let node = cluster.add_client("soak").map_err(anyhow::Error::msg)?;
+        let client = ClientRuntime::new(&node).map_err(anyhow::Error::msg)?;
+        let names = Names::new();
+        let host_store = place.store().await?;
+        host_store
+            .write(&names.list, Bytes::from_static(b"[]"), &who())
+            .await?;
+        host_store
+            .write(&names.register, Bytes::from_static(b"start;"), &who())
+            .await?;
+        let metaconfigs = vec![
+            MetaConfig::config(names.register.clone())?,
+            MetaConfig::config(names.list.clone())?,
+        ];
+        place.subscribe(&names.dependency, metaconfigs).await?;
+        Ok(Some(Soak {
+            args,
+            cluster,
+            place,
+            client,
+            host_store,
+            names,
+        }))
+    }
+
+    /// A store on the host or, for `on_client`, opened on the client
+    /// node's runtime (every connection comes from there). `recording`:
+    /// the short timeouts the linearizability test uses, so that
+    /// operations of unknown outcome stay rare.
+    async fn store(&self, on_client: bool, recording: bool) -> anyhow::Result<ConfigStore> {
+        let place = self.place.clone();
+        let open = async move { place.store().await };
+        let store = if on_client {
+            self.client.run(open).await?
+        } else {
+            open.await?
+        };
+        Ok(if recording {
+            store
+                .with_resolve_timeout(Duration::from_secs(5))
+                .with_unavailable_retry(Duration::from_secs(10))
+        } else {
+            store
+        })
+    }
+
+    fn monitor_settings(&self, out: PathBuf) -> MonitorSettings {
+        let mut settings = MonitorSettings::new(
+            &self.place.coordinator_url,
+            &self.place.blob_url,
+            self.names.dependency.clone(),
+        );
+        settings.config_dir = out.join("config");
+        settings.serverset_dir = out.join("serverset");
+        settings.admin_addr = None;
+        settings
+    }
+
+    /// A monitor on the host and one on the client node, synced.
+    async fn start_monitors(&self) -> anyhow::Result<Monitors> {
+        let outs = vec![tempfile::tempdir()?, tempfile::tempdir()?];
+        let on_host = Monitor::start(self.monitor_settings(outs[0].path().into())).await?;
+        let settings = self.monitor_settings(outs[1].path().into());
+        let on_client = self.client.run(Monitor::start(settings)).await?;
+        let running = vec![on_host, on_client];
+        let mut readers = Vec::new();
+        for (monitor, out) in running.iter().zip(&outs) {
+            let list = &self.names.list;
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                monitor
+                    .state()
+                    .wait_for(|s| s.entry(list).is_some_and(|e| e.version == Some(1))),
+            )
+            .await
+            .context("a monitor's first sync")?;
+            readers.push(TornFileReader::start(
+                out.path().join("config").join(list.as_str()),
+            ));
+        }
+        Ok(Monitors {
+            running,
+            outs,
+            readers,
+        })
+    }
+
+    /// The list writers, the last on the client node.
+    async fn start_writers(&self) -> anyhow::Result<ListWriters> {
+        let mut writers = ListWriters::default();
+        for writer in 0..self.args.list_writers {
+            let on_client = writer + 1 == self.args.list_writers;
+            let list =
+                ManagedList::new(self.store(on_client, false).await?, self.names.list.clone());
+            if on_client {
+                writers.start_on(&self.client, writer, list);
+            } else {
+                writers.start(writer, list);
+            }
+        }
+        Ok(writers)
+    }
+
+    /// One fault's segment: the recorded config starts afresh, its clients
+    /// run through the fault, and the history is checked.
+    async fn segment(
+        &mut self,
+        round: usize,
+        report: &mut Report,
+        since: Instant,
+    ) -> anyhow::Result<()> {
+        let kind = self.cluster.kind();
         let fault = Fault::ROTATION[round % Fault::ROTATION.len()];
-        round += 1;
         let initial = format!("seg{round};");
-        let at = host_store
-            .write(&register, Bytes::from(initial.clone()), &who())
+        let at = self
+            .host_store
+            .write(&self.names.register, Bytes::from(initial.clone()), &who())
             .await
             .context("resetting the recorded config")?;
-        let mut recording = Recording::new(register.clone());
-        for c in 0..args.config_clients {
-            let task = if c + 1 == args.config_clients {
-                let store = on_client(&client, &place, |place| {
-                    Box::pin(async move { recording_store(&place).await })
-                })
-                .await?;
-                client.spawn(recording.client(c, store, false))
+        let mut recording = Recording::new(self.names.register.clone());
+        for c in 0..self.args.config_clients {
+            let on_client = c + 1 == self.args.config_clients;
+            let run = recording.client(c, self.store(on_client, true).await?, false);
+            recording.add(if on_client {
+                self.client.spawn(run)
             } else {
-                tokio::spawn(recording.client(c, recording_store(&place).await?, false))
-            };
-            recording.add(task);
+                tokio::spawn(run)
+            });
         }
-        tokio::time::sleep(args.quiet).await;
-        let episode = cluster
-            .run_episode(fault, client.node(), args.hold)
+        tokio::time::sleep(self.args.quiet).await;
+        let episode = self
+            .cluster
+            .run_episode(fault, self.client.node(), self.args.hold)
             .await
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("{kind:?}: {fault:?}"))?;
-        tokio::time::sleep(args.quiet).await;
-        let finished = recording.finish(&host_store).await?;
+        tokio::time::sleep(self.args.quiet).await;
+        let finished = recording.finish(&self.host_store).await?;
         let model = VersionedConfig::starting_at(at.version, &initial);
         let counts = HistoryCounts::of(&finished.history);
         let checking = Instant::now();
         let history = finished.history;
         let result = tokio::task::spawn_blocking(move || check(&model, &history)).await?;
         println!(
-            "{kind:?} #{round} {:>5.0}s {}: {}; {counts}; checked in {:.1?}: {}",
-            started.elapsed().as_secs_f64(),
+            "{kind:?} #{} {:>5.0}s {}: {}; {counts}; checked in {:.1?}: {}",
+            round + 1,
+            since.elapsed().as_secs_f64(),
             fault.label(),
             episode.description,
             checking.elapsed(),
@@ -256,42 +306,69 @@ async fn soak(kind: ClusterKind, args: &Args) -> anyhow::Result<Option<Report>> 
             }
         );
         report.add_segment(&episode, counts, &finished.clients, &result);
+        Ok(())
     }
 
-    let adds = writers.finish().await?;
-    let final_list = host_store
-        .read(&list_name)
-        .await?
-        .context("the list exists")?;
-    let items: Vec<String> = serde_json::from_slice(&final_list.content)?;
-    report.add_list(&adds, &items);
-    let final_register = host_store
-        .read(&register)
-        .await?
-        .context("the config exists")?;
-    for (monitor, out) in monitors.iter().zip(&outs) {
-        let finals = [(&list_name, &final_list), (&register, &final_register)];
-        let converged = tokio::time::timeout(
-            Duration::from_secs(60),
-            monitor.state().wait_for(|s| {
-                finals.iter().all(|(name, config)| {
-                    s.entry(name).and_then(|e| e.version) == Some(config.record.version)
-                })
-            }),
-        )
-        .await
-        .is_ok();
-        let files_match = finals.iter().all(|(name, config)| {
-            std::fs::read(out.path().join("config").join(name.as_str()))
-                .is_ok_and(|file| file == config.content)
-        });
-        report.add_monitor(converged && files_match);
+    /// The final list against the acknowledged adds, and each monitor's
+    /// files against the final versions.
+    async fn verify(
+        &self,
+        adds: &Adds,
+        monitors: Monitors,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        let read = |name: &ConfigName| {
+            let (store, name) = (self.host_store.clone(), name.clone());
+            async move { store.read(&name).await?.context("the config exists") }
+        };
+        let final_list = read(&self.names.list).await?;
+        let items: Vec<String> = serde_json::from_slice(&final_list.content)?;
+        report.add_list(adds, &items);
+        let final_register = read(&self.names.register).await?;
+        let finals = [
+            (&self.names.list, &final_list),
+            (&self.names.register, &final_register),
+        ];
+        for (monitor, out) in monitors.running.iter().zip(&monitors.outs) {
+            let converged = tokio::time::timeout(
+                Duration::from_secs(60),
+                monitor.state().wait_for(|s| {
+                    finals.iter().all(|(name, config)| {
+                        s.entry(name).and_then(|e| e.version) == Some(config.record.version)
+                    })
+                }),
+            )
+            .await
+            .is_ok();
+            let files_match = finals.iter().all(|(name, config)| {
+                std::fs::read(out.path().join("config").join(name.as_str()))
+                    .is_ok_and(|file| file == config.content)
+            });
+            report.add_monitor(converged && files_match);
+        }
+        for reader in monitors.readers {
+            report.add_file_reads(reader.finish().await);
+        }
+        Ok(())
     }
-    for reader in readers {
-        report.add_file_reads(reader.finish().await);
+}
+
+async fn soak(kind: ClusterKind, args: &Args) -> anyhow::Result<Option<Report>> {
+    let Some(mut soak) = Soak::start(kind, args).await? else {
+        return Ok(None);
+    };
+    let monitors = soak.start_monitors().await?;
+    let writers = soak.start_writers().await?;
+    let mut report = Report::new(kind);
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < args.duration {
+        soak.segment(round, &mut report, started).await?;
+        round += 1;
     }
     report.elapsed = started.elapsed();
-    drop(monitors);
+    let adds = writers.finish().await?;
+    soak.verify(&adds, monitors, &mut report).await?;
     Ok(Some(report))
 }
 
