@@ -23,10 +23,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kingpin_api::{ChangeInfo, ConfigName, ConfigStore, Error, ErrorKind};
+use kingpin_api::{ChangeInfo, Config, ConfigName, ConfigStore, Error, ErrorKind};
 use rand::Rng;
 
 use crate::linearizability::{Model, Operation};
@@ -259,7 +259,8 @@ impl Recording {
     }
 
     /// Stops the clients and, once every one returned, reads the config
-    /// once more through `store`: the history, with that read last.
+    /// once more through `store` (with [`read_settled`]): the history,
+    /// with that read last.
     pub async fn finish(self, store: &ConfigStore) -> kingpin_api::Result<Finished> {
         self.stop.store(true, Ordering::Relaxed);
         let mut clients = Vec::new();
@@ -272,7 +273,7 @@ impl Recording {
         }
         let mut history = std::mem::take(&mut *lock(&self.history));
         let call = self.epoch.elapsed().as_nanos() as u64;
-        let last = store.read(&self.config).await?.ok_or_else(|| {
+        let last = read_settled(store, &self.config).await?.ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
                 format!("{} vanished during the recording", self.config),
@@ -291,6 +292,28 @@ impl Recording {
             input: Input::Read,
         });
         Ok(Finished { history, clients })
+    }
+}
+
+/// How long [`read_settled`] waits out retryable errors.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads `config`, waiting out retryable errors for up to
+/// [`SETTLE_TIMEOUT`]: for bookkeeping reads after the faults (a member
+/// that was just restarted may refuse a connection or two), not for
+/// operations under test.
+pub async fn read_settled(
+    store: &ConfigStore,
+    config: &ConfigName,
+) -> kingpin_api::Result<Option<Config>> {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        match store.read(config).await {
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
     }
 }
 
