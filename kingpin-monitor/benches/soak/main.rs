@@ -31,9 +31,9 @@ use kingpin_api::metaconfig::MetaConfig;
 use kingpin_api::{ChangeInfo, ConfigName, ConfigStore};
 use kingpin_conformance_tests::cluster::{ClientRuntime, Cluster, ClusterKind, Fault, Place};
 use kingpin_conformance_tests::config_history::{
-    read_settled, HistoryCounts, Recording, VersionedConfig,
+    read_settled, ConfigOperation, HistoryCounts, Recording, VersionedConfig,
 };
-use kingpin_conformance_tests::linearizability::check;
+use kingpin_conformance_tests::linearizability::{check, CheckError, Violation};
 use kingpin_conformance_tests::torn_files::TornFileReader;
 use kingpin_monitor::{Monitor, MonitorSettings};
 use list_writers::{Adds, ListWriters};
@@ -294,7 +294,14 @@ impl<'a> Soak<'a> {
         let counts = HistoryCounts::of(&finished.history);
         let checking = Instant::now();
         let history = finished.history;
-        let result = tokio::task::spawn_blocking(move || check(&model, &history)).await?;
+        let (result, history) = tokio::task::spawn_blocking(move || {
+            let result = check(&model, &history);
+            (result, history)
+        })
+        .await?;
+        if let Err(CheckError::NotLinearizable(violation)) = &result {
+            explain(kind, round, &history, violation)?;
+        }
         println!(
             "{kind:?} #{} {:>5.0}s {}: {}; {counts}; checked in {:.1?}: {}",
             round + 1,
@@ -357,6 +364,31 @@ impl<'a> Soak<'a> {
         }
         Ok(())
     }
+}
+
+/// Prints the operations no order could place next, and writes the whole
+/// history to a file for a closer look.
+fn explain(
+    kind: ClusterKind,
+    round: usize,
+    history: &[ConfigOperation],
+    violation: &Violation,
+) -> anyhow::Result<()> {
+    for &i in &violation.stuck_at {
+        println!("  stuck: #{i} {:?}", history[i]);
+    }
+    let file = std::env::temp_dir().join(format!(
+        "kingpin-soak-{kind:?}-{}-{}.txt",
+        round + 1,
+        std::process::id()
+    ));
+    let mut text = String::new();
+    for (i, operation) in history.iter().enumerate() {
+        text.push_str(&format!("#{i} {operation:?}\n"));
+    }
+    std::fs::write(&file, text)?;
+    println!("  history: {}", file.display());
+    Ok(())
 }
 
 async fn soak(kind: ClusterKind, args: &Args) -> anyhow::Result<Option<Report>> {
