@@ -29,6 +29,7 @@ pub mod capabilities;
 pub mod certificates;
 #[cfg(feature = "servers")]
 pub mod cluster;
+pub mod config_history;
 pub mod config_store;
 pub mod coordinator;
 pub mod discovery;
@@ -54,6 +55,7 @@ pub mod server_harness;
 pub mod servers;
 #[cfg(feature = "servers")]
 pub mod sigv4;
+pub mod torn_files;
 
 /// Re-exported for implementing [`Harness`] and [`ConfigBackends`]
 /// (`#[kingpin_conformance_tests::async_trait]`) without a dependency of

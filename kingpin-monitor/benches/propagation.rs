@@ -15,202 +15,24 @@
 //! `KINGPIN_TEST_ZK` and `KINGPIN_TEST_S3` or starts its own. Under
 //! `cargo test` it runs N=5, K=3 as a smoke test.
 
-use std::path::{Path, PathBuf};
+mod propagation_rounds;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
 use kingpin_api::environment::{content_of, EnvPath, Environments, HostId, ServiceName};
 use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
-use kingpin_api::{BlobStore, ChangeInfo, ConfigName, ConfigStore, Coordinator, WatchKind};
+use kingpin_api::{BlobStore, ChangeInfo, ConfigName, ConfigStore};
 use kingpin_conformance_tests::endpoints::{bench_endpoint, bench_s3};
-use kingpin_conformance_tests::latency::{env_number, Latencies};
+use kingpin_conformance_tests::latency::env_number;
 use kingpin_conformance_tests::s3::aws_sdk_store;
 use kingpin_conformance_tests::servers::ServerKind;
 use kingpin_conformance_tests::{unique_name_component, unique_namespace, unique_suffix};
 use kingpin_monitor::{Monitor, MonitorSettings};
-
-fn report(what: &str, samples: Vec<Duration>) -> Latencies {
-    let samples = Latencies::new(samples);
-    println!("{what:<34} {}", samples.summary_ms());
-    samples
-}
-
-/// Output directories of N "hosts": on tmpfs when there is one, since N
-/// real hosts do not share one disk's fsync queue.
-fn scratch_base() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-struct Setup {
-    zk_url: String,
-    blobstore_url: String,
-    blobs: Arc<dyn BlobStore>,
-    store: ConfigStore,
-    coordinator: Arc<dyn Coordinator>,
-}
-
-/// Latencies of every instance in every round, measured from the write's
-/// start and from its acknowledgement.
-#[derive(Default)]
-struct Samples {
-    from_start: Vec<Duration>,
-    from_ack: Vec<Duration>,
-}
-
-async fn writes_to(
-    setup: &Setup,
-    name: &ConfigName,
-    k: usize,
-    mut wait_all: impl FnMut(u64) -> tokio::sync::oneshot::Receiver<Vec<Instant>>,
-) -> Samples {
-    let mut samples = Samples::default();
-    for round in 1..=k {
-        let version = setup
-            .store
-            .record(name)
-            .await
-            .unwrap()
-            .map_or(1, |(r, _)| r.version + 1);
-        let seen = wait_all(version);
-        let content = Bytes::from(format!("[{round}]"));
-        let started = Instant::now();
-        setup
-            .store
-            .write(name, content, &ChangeInfo::new("bench", "round"))
-            .await
-            .unwrap();
-        let acked = Instant::now();
-        let seen = tokio::time::timeout(Duration::from_secs(60), seen)
-            .await
-            .expect("every instance saw the version within 60 s")
-            .expect("the waiters report");
-        samples
-            .from_start
-            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
-        samples
-            .from_ack
-            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
-    }
-    samples
-}
-
-/// N monitors; returns the ack → rename latencies.
-async fn monitors(setup: &Setup, n: usize, k: usize) -> Samples {
-    let name = ConfigName::parse(&format!("config.bench.m{}", unique_name_component())).unwrap();
-    let dep = ConfigName::parse(&format!("bench{}.dep", unique_name_component())).unwrap();
-    let manager = MetaConfigManager::new(setup.coordinator.clone());
-    manager
-        .create(&MetaConfig::config(name.clone()).unwrap())
-        .await
-        .unwrap();
-    manager.create_dependency(&dep).await.unwrap();
-    manager.add_to_dependency(&dep, &name).await.unwrap();
-    setup
-        .store
-        .write(
-            &name,
-            Bytes::from_static(b"[0]"),
-            &ChangeInfo::new("bench", "init"),
-        )
-        .await
-        .unwrap();
-    let base = tempfile::tempdir_in(scratch_base()).unwrap();
-    let mut running = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut settings = MonitorSettings::new(&setup.zk_url, &setup.blobstore_url, dep.clone());
-        settings.config_dir = base.path().join(format!("host{i}/config"));
-        settings.serverset_dir = base.path().join(format!("host{i}/serverset"));
-        settings.admin_addr = None;
-        running.push(
-            Monitor::start_with_blob_store(settings, setup.blobs.clone())
-                .await
-                .unwrap(),
-        );
-    }
-    let started = Instant::now();
-    for monitor in &running {
-        let name = name.clone();
-        tokio::time::timeout(
-            Duration::from_secs(120),
-            monitor
-                .state()
-                .wait_for(|s| s.entry(&name).and_then(|e| e.version) == Some(1)),
-        )
-        .await
-        .expect("every monitor synced the first version");
-    }
-    println!(
-        "{n} monitors started and synced in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let states: Vec<_> = running.iter().map(|m| m.state().clone()).collect();
-    let samples = writes_to(setup, &name, k, |version| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let waits: Vec<_> = states
-            .iter()
-            .map(|state| {
-                let state = state.clone();
-                let name = name.clone();
-                tokio::spawn(async move {
-                    state
-                        .wait_for(|s| {
-                            s.entry(&name).and_then(|e| e.version).unwrap_or(0) >= version
-                        })
-                        .await;
-                    Instant::now()
-                })
-            })
-            .collect();
-        tokio::spawn(async move {
-            let mut seen = Vec::with_capacity(waits.len());
-            for wait in waits {
-                seen.push(wait.await.expect("waiter"));
-            }
-            let _ = tx.send(seen);
-        });
-        rx
-    })
-    .await;
-    drop(running);
-    samples
-}
-
-/// Waits, on a task per monitor, until each has `name` at `version` or
-/// later; the instants they got there.
-fn wait_for_version(
-    states: &[Arc<kingpin_monitor::MonitorState>],
-    name: &ConfigName,
-    version: u64,
-) -> tokio::sync::oneshot::Receiver<Vec<Instant>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let waits: Vec<_> = states
-        .iter()
-        .map(|state| {
-            let (state, name) = (state.clone(), name.clone());
-            tokio::spawn(async move {
-                state
-                    .wait_for(|s| s.entry(&name).and_then(|e| e.version).unwrap_or(0) >= version)
-                    .await;
-                Instant::now()
-            })
-        })
-        .collect();
-    tokio::spawn(async move {
-        let mut seen = Vec::with_capacity(waits.len());
-        for wait in waits {
-            seen.push(wait.await.expect("waiter"));
-        }
-        let _ = tx.send(seen);
-    });
-    rx
-}
+use propagation_rounds::{
+    bare_watchers, monitors, report, scratch_base, wait_for_version, Samples, Setup,
+};
 
 /// N monitors on a service's environments (/ → /prod → /prod/east), each
 /// host associated with /prod/east; K writes to the root. A root write
@@ -293,59 +115,9 @@ async fn environment_monitors(setup: &Setup, n: usize, k: usize) -> Samples {
             .await
             .expect("every monitor wrote the view within 60 s")
             .expect("the waiters report");
-        samples
-            .from_start
-            .extend(seen.iter().map(|t| t.saturating_duration_since(started)));
-        samples
-            .from_ack
-            .extend(seen.iter().map(|t| t.saturating_duration_since(acked)));
+        samples.add_round(&seen, started, acked);
     }
     drop(running);
-    samples
-}
-
-/// N bare watchers on their own sessions; returns ack → notification.
-async fn bare_watchers(setup: &Setup, n: usize, k: usize) -> Samples {
-    let name = ConfigName::parse(&format!("config.bench.w{}", unique_name_component())).unwrap();
-    setup
-        .store
-        .write(
-            &name,
-            Bytes::from_static(b"[0]"),
-            &ChangeInfo::new("bench", "init"),
-        )
-        .await
-        .unwrap();
-    let mut sessions = Vec::with_capacity(n);
-    let mut streams = Vec::with_capacity(n);
-    for _ in 0..n {
-        let session = kingpin::open_coordinator(&setup.zk_url).await.unwrap();
-        streams.push(
-            session
-                .watch(name.node_path(), WatchKind::Data)
-                .await
-                .unwrap(),
-        );
-        sessions.push(session);
-    }
-    let streams = Arc::new(tokio::sync::Mutex::new(streams));
-    let samples = writes_to(setup, &name, k, |_| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let streams = streams.clone();
-        tokio::spawn(async move {
-            let mut streams = streams.lock().await;
-            let waits = futures::future::join_all(streams.iter_mut().map(|s| async move {
-                s.next().await;
-                Instant::now()
-            }));
-            let _ = tx.send(waits.await);
-        });
-        rx
-    })
-    .await;
-    for session in sessions {
-        let _ = session.close().await;
-    }
     samples
 }
 

@@ -6,19 +6,20 @@
 //! what it observed.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kingpin_api::discovery::{Member, ServerSet};
 use kingpin_api::managed::ManagedList;
-use kingpin_api::metaconfig::{MetaConfig, MetaConfigManager};
-use kingpin_api::{ChangeInfo, ConfigName, ConfigStore, Coordinator, ErrorKind};
+use kingpin_api::metaconfig::MetaConfig;
+use kingpin_api::{ChangeInfo, ConfigName, ConfigStore, ErrorKind};
 use kingpin_client::Endpoint;
-use kingpin_conformance_tests::cluster::{ClientRuntime, Cluster, ClusterKind};
-use kingpin_conformance_tests::unique_namespace;
+use kingpin_conformance_tests::cluster::{ClientRuntime, Cluster, ClusterKind, Place};
+use kingpin_conformance_tests::config_history::read_settled;
+use kingpin_conformance_tests::torn_files::TornFileReader;
 use kingpin_monitor::{Monitor, MonitorSettings, MonitorState};
 
 /// Sessions expire 4 s after their client goes silent.
@@ -34,118 +35,21 @@ fn who() -> ChangeInfo {
     ChangeInfo::new("test", "cluster fault test")
 }
 
-/// One test's place on a cluster: a namespace on the coordinator and a
-/// blob directory (local files: the faults are the coordinator's).
-struct Place {
-    coordinator_url: String,
-    namespace: String,
-    options: String,
-    blob_url: String,
-    _blobs: tempfile::TempDir,
-}
-
-impl Place {
-    fn new(cluster: &Cluster) -> Place {
-        let blobs = tempfile::tempdir().unwrap();
-        let options = match cluster.kind() {
-            ClusterKind::ZooKeeper => format!(
-                "session_timeout={}s&connection_timeout=1s",
-                SESSION_TIMEOUT.as_secs()
-            ),
-            ClusterKind::Etcd => format!("lease_ttl={}s", SESSION_TIMEOUT.as_secs()),
-        };
-        let namespace = unique_namespace();
-        Place {
-            coordinator_url: cluster.url(&namespace, &options),
-            namespace,
-            options,
-            blob_url: format!("file://{}", blobs.path().display()),
-            _blobs: blobs,
-        }
-    }
-
-    async fn coordinator(&self) -> Arc<dyn Coordinator> {
-        kingpin::open_coordinator(&self.coordinator_url)
-            .await
-            .unwrap()
-    }
-
-    /// A store on a session of its own that rides through elections.
-    async fn store(&self) -> ConfigStore {
-        self.store_at(&self.coordinator_url).await
-    }
-
-    /// A store like [`Place::store`] on a coordinator URL of its own
-    /// (some members only, say).
-    async fn store_at(&self, coordinator_url: &str) -> ConfigStore {
-        ConfigStore::new(
-            kingpin::open_coordinator(coordinator_url).await.unwrap(),
-            kingpin::open_blob_store(&self.blob_url).await.unwrap(),
-        )
-        .with_unavailable_retry(Duration::from_secs(30))
-    }
-
-    fn monitor_settings(&self, dependency: &str, out: &Path) -> MonitorSettings {
-        let mut settings =
-            MonitorSettings::new(&self.coordinator_url, &self.blob_url, name(dependency));
-        settings.config_dir = out.join("config");
-        settings.serverset_dir = out.join("serverset");
-        settings.admin_addr = None;
-        settings.host = Some("cluster-test-host".into());
-        settings
-    }
-
-    /// Subscribes `dependency` to `metaconfigs`.
-    async fn subscribe(&self, dependency: &str, metaconfigs: Vec<MetaConfig>) {
-        let manager = MetaConfigManager::new(self.coordinator().await);
-        manager.create_dependency(&name(dependency)).await.unwrap();
-        for metaconfig in metaconfigs {
-            manager.create(&metaconfig).await.unwrap();
-            manager
-                .add_to_dependency(&name(dependency), &metaconfig.name)
-                .await
-                .unwrap();
-        }
-    }
+/// Settings for a monitor of `dependency` in `place`, writing under `out`.
+fn monitor_settings(place: &Place, dependency: &str, out: &Path) -> MonitorSettings {
+    let mut settings =
+        MonitorSettings::new(&place.coordinator_url, &place.blob_url, name(dependency));
+    settings.config_dir = out.join("config");
+    settings.serverset_dir = out.join("serverset");
+    settings.admin_addr = None;
+    settings.host = Some("cluster-test-host".into());
+    settings
 }
 
 async fn wait_for(state: &MonitorState, what: &str, condition: impl FnMut(&MonitorState) -> bool) {
     tokio::time::timeout(WAIT, state.wait_for(condition))
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", state.health()));
-}
-
-/// Reads `file` every few milliseconds until stopped: how many reads, and
-/// how many found something that is not a whole JSON list (a torn file).
-struct FileReader {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(usize, usize)>,
-}
-
-impl FileReader {
-    fn start(file: PathBuf) -> FileReader {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let (mut reads, mut torn) = (0, 0);
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok(bytes) = std::fs::read(&file) {
-                    reads += 1;
-                    if serde_json::from_slice::<Vec<String>>(&bytes).is_err() {
-                        torn += 1;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            (reads, torn)
-        });
-        FileReader { stop, task }
-    }
-
-    async fn finish(self) -> (usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap()
-    }
 }
 
 /// 8 clients add 200 items each to one managed list while the leader is
@@ -155,31 +59,32 @@ async fn leader_killed_during_concurrent_adds(kind: ClusterKind, writers: usize,
     let Some(mut cluster) = Cluster::for_test(kind, 3, "leader_killed_during_adds").await else {
         return;
     };
-    let place = Place::new(&cluster);
+    let place = Place::new(&cluster, SESSION_TIMEOUT).unwrap();
     let list_name = name("config.manageddata.fault.items");
-    let first = place.store().await;
+    let first = place.store().await.unwrap();
     first
         .write(&list_name, Bytes::from_static(b"[]"), &who())
         .await
         .unwrap();
     place
         .subscribe(
-            "fault.dep",
+            &name("fault.dep"),
             vec![MetaConfig::config(list_name.clone()).unwrap()],
         )
-        .await;
+        .await
+        .unwrap();
     let outs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut monitors = Vec::new();
     let mut readers = Vec::new();
     for out in &outs {
-        let monitor = Monitor::start(place.monitor_settings("fault.dep", out.path()))
+        let monitor = Monitor::start(monitor_settings(&place, "fault.dep", out.path()))
             .await
             .unwrap();
         wait_for(monitor.state(), "the first sync", |s| {
             s.entry(&list_name).is_some_and(|e| e.version == Some(1))
         })
         .await;
-        readers.push(FileReader::start(
+        readers.push(TornFileReader::start(
             out.path().join("config").join(list_name.as_str()),
         ));
         monitors.push(monitor);
@@ -189,7 +94,7 @@ async fn leader_killed_during_concurrent_adds(kind: ClusterKind, writers: usize,
     let started = Instant::now();
     let mut tasks = Vec::new();
     for writer in 0..writers {
-        let store = place.store().await;
+        let store = place.store().await.unwrap();
         let list = ManagedList::<String>::new(store, list_name.clone());
         let acknowledged = acknowledged.clone();
         tasks.push(tokio::spawn(async move {
@@ -249,9 +154,9 @@ async fn leader_killed_during_concurrent_adds(kind: ClusterKind, writers: usize,
     let mut reads = 0;
     let mut torn = 0;
     for reader in readers {
-        let (r, t) = reader.finish().await;
-        reads += r;
-        torn += t;
+        let seen = reader.finish().await;
+        reads += seen.reads;
+        torn += seen.torn;
     }
     println!(
         "{kind:?}: {writers} writers x {adds} adds, leader m{} killed after {at} acks, m{} led {election:?} later; \
@@ -303,21 +208,22 @@ async fn minority_partitioned_client(kind: ClusterKind) {
     let Some(cluster) = Cluster::for_test(kind, 3, "minority_partitioned_client").await else {
         return;
     };
-    let place = Arc::new(Place::new(&cluster));
+    let place = Arc::new(Place::new(&cluster, SESSION_TIMEOUT).unwrap());
     let list_name = name("config.manageddata.fault.part");
-    let host = ManagedList::<String>::new(place.store().await, list_name.clone());
+    let host = ManagedList::<String>::new(place.store().await.unwrap(), list_name.clone());
     host.add("before".into()).await.unwrap();
     place
         .subscribe(
-            "part.dep",
+            &name("part.dep"),
             vec![MetaConfig::config(list_name.clone()).unwrap()],
         )
-        .await;
+        .await
+        .unwrap();
     let client = client_node(&cluster, "client");
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("config").join(list_name.as_str());
     let monitor = {
-        let settings = place.monitor_settings("part.dep", out.path());
+        let settings = monitor_settings(&place, "part.dep", out.path());
         client.run(Monitor::start(settings)).await.unwrap()
     };
     wait_for(monitor.state(), "the first sync", |s| {
@@ -332,7 +238,7 @@ async fn minority_partitioned_client(kind: ClusterKind) {
         client
             .run(async move {
                 ConfigStore::new(
-                    place.coordinator().await,
+                    place.coordinator().await.unwrap(),
                     kingpin::open_blob_store(&place.blob_url).await.unwrap(),
                 )
                 .with_resolve_timeout(Duration::from_secs(3))
@@ -388,8 +294,9 @@ async fn minority_partitioned_client(kind: ClusterKind) {
     // time out: a majority client names the majority.)
     let majority_list = ManagedList::<String>::new(
         place
-            .store_at(&cluster.url_for(&majority, &place.namespace, &place.options))
-            .await,
+            .store_at(&place.url_for(&cluster, &majority))
+            .await
+            .unwrap(),
         list_name.clone(),
     );
     for k in 0..5 {
@@ -409,19 +316,20 @@ async fn minority_partitioned_client(kind: ClusterKind) {
 
     cluster.heal().unwrap();
     let healed = Instant::now();
-    let expected = host.get().await.unwrap();
-    // Read back through the majority: a session opened on the healed member
-    // while it catches up may be refused (retryably), which is not what
-    // this case is about.
-    let final_version = place
-        .store_at(&cluster.url_for(&majority, &place.namespace, &place.options))
+    // Read back through the majority, waiting out retryable refusals: a
+    // session opened on the healed member while it catches up may be
+    // refused, and an etcd member back from a partition forces an election
+    // ("leader changed"), which is not what this case is about.
+    let majority_store = place
+        .store_at(&place.url_for(&cluster, &majority))
         .await
-        .record(&list_name)
+        .unwrap();
+    let current = read_settled(&majority_store, &list_name)
         .await
         .unwrap()
-        .unwrap()
-        .0
-        .version;
+        .unwrap();
+    let expected = list_of(&current.content);
+    let final_version = current.record.version;
     wait_for(monitor.state(), "the monitor to converge", |s| {
         s.health().ready
             && s.entry(&list_name)
@@ -482,14 +390,15 @@ async fn membership_through_leader_change_and_expiry(kind: ClusterKind) {
     let Some(mut cluster) = Cluster::for_test(kind, 3, "membership_faults").await else {
         return;
     };
-    let place = Arc::new(Place::new(&cluster));
+    let place = Arc::new(Place::new(&cluster, SESSION_TIMEOUT).unwrap());
     place
         .subscribe(
-            "members.dep",
+            &name("members.dep"),
             vec![MetaConfig::serverset("fault", "prod").unwrap()],
         )
-        .await;
-    let host_coordinator = place.coordinator().await;
+        .await
+        .unwrap();
+    let host_coordinator = place.coordinator().await.unwrap();
     let steady = ServerSet::new(host_coordinator.clone(), "fault", "prod")
         .unwrap()
         .join(Member::new(Endpoint::new("10.0.0.1", 1)))
@@ -500,7 +409,7 @@ async fn membership_through_leader_change_and_expiry(kind: ClusterKind) {
         let place = place.clone();
         client
             .run(async move {
-                let coordinator = place.coordinator().await;
+                let coordinator = place.coordinator().await.unwrap();
                 let serverset = ServerSet::new(coordinator.clone(), "fault", "prod").unwrap();
                 let membership = serverset
                     .join(Member::new(Endpoint::new("10.0.0.2", 2)))
@@ -511,7 +420,7 @@ async fn membership_through_leader_change_and_expiry(kind: ClusterKind) {
             .await
     };
     let out = tempfile::tempdir().unwrap();
-    let monitor = Monitor::start(place.monitor_settings("members.dep", out.path()))
+    let monitor = Monitor::start(monitor_settings(&place, "members.dep", out.path()))
         .await
         .unwrap();
     let serverset_name = name("discovery.fault.prod");
@@ -617,9 +526,9 @@ async fn paused_leader_accepts_no_stale_write(kind: ClusterKind) {
     let Some(mut cluster) = Cluster::for_test(kind, 3, "paused_member").await else {
         return;
     };
-    let place = Arc::new(Place::new(&cluster));
+    let place = Arc::new(Place::new(&cluster, SESSION_TIMEOUT).unwrap());
     let config = name("config.app.fenced");
-    let majority_store = place.store().await;
+    let majority_store = place.store().await.unwrap();
     majority_store
         .write(&config, Bytes::from_static(b"v1"), &who())
         .await

@@ -16,7 +16,9 @@
 
 pub mod client_runtime;
 mod etcd;
+pub mod fault_rotation;
 pub mod netns;
+pub mod place;
 mod zookeeper;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -28,7 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use client_runtime::ClientRuntime;
+pub use fault_rotation::{Episode, Fault};
 pub use netns::{skip_netns, NetError, Network, Node, SKIP_NETNS_ENV};
+pub use place::Place;
 
 use crate::harness::skip;
 

@@ -68,12 +68,16 @@ async fn mode(addr: SocketAddr) -> Option<String> {
         .map(|mode| mode.trim().to_owned())
 }
 
-/// Whether the member is in a quorum and serves clients.
+/// Whether the member is in a quorum and serves clients (a cluster of
+/// one runs standalone).
 pub(super) async fn serves(addr: SocketAddr) -> bool {
-    matches!(mode(addr).await.as_deref(), Some("leader" | "follower"))
+    matches!(
+        mode(addr).await.as_deref(),
+        Some("leader" | "follower" | "standalone")
+    )
 }
 
-/// Whether the member is the leader.
+/// Whether the member is the leader (a standalone server leads itself).
 pub(super) async fn is_leader(addr: SocketAddr) -> bool {
-    mode(addr).await.as_deref() == Some("leader")
+    matches!(mode(addr).await.as_deref(), Some("leader" | "standalone"))
 }
