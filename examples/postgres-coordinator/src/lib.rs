@@ -41,3 +41,4 @@ pub use backend::PostgresCoordinator;
 pub use config::PostgresConfig;
 /// The PostgreSQL client, re-exported to build a [`PostgresConfig`].
 pub use tokio_postgres;
+pub use watch::listener_name;

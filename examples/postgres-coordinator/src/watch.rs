@@ -126,12 +126,20 @@ pub(crate) async fn listen(shared: Arc<Shared>) {
     lock(&shared.watches).watchers.clear();
 }
 
+/// The `application_name` of a schema's listener connections.
+pub fn listener_name(schema: &str) -> String {
+    format!("kingpin listener {schema}")
+}
+
 /// One listener connection: `LISTEN`, read the revision, resync the
 /// watches if this is a reconnect, then dispatch notifications until the
 /// connection ends.
 async fn listen_once(shared: &Shared, first: bool) -> Result<()> {
     let config = &shared.config;
-    let connecting = config.connection.connect(tokio_postgres::NoTls);
+    // Named, so an operator (or a test) can tell it in pg_stat_activity.
+    let mut settings = config.connection.clone();
+    settings.application_name(&listener_name(&config.schema));
+    let connecting = settings.connect(tokio_postgres::NoTls);
     let (client, mut connection) = tokio::time::timeout(config.operation_timeout, connecting)
         .await
         .map_err(|_| crate::error::timed_out("connecting the listener"))?
