@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kingpin_api::{Error, ErrorKind, Result, SessionEvent, SessionHub, SessionState};
 use tokio::sync::{watch, Notify};
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::PostgresConfig;
@@ -25,6 +26,9 @@ pub(crate) struct Shared {
     /// The connection operations run on, one at a time; `None` until
     /// (re)connected.
     client: tokio::sync::Mutex<Option<Client>>,
+    /// The heartbeat's own connection, so that a session is kept alive
+    /// while a long operation waits for its turn to write.
+    heartbeat_client: tokio::sync::Mutex<Option<Client>>,
     /// The live session id, 0 while none.
     session: AtomicI64,
     pub(crate) hub: SessionHub,
@@ -74,6 +78,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             config,
             client: tokio::sync::Mutex::new(Some(client)),
+            heartbeat_client: tokio::sync::Mutex::new(None),
             session: AtomicI64::new(session),
             hub: SessionHub::new(SessionState::Connected),
             shutdown: watch::Sender::new(false),
@@ -91,10 +96,28 @@ impl Shared {
         what: &str,
         op: impl for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
     ) -> Result<T> {
+        self.run_on(&self.client, what, op).await
+    }
+
+    /// As [`run`](Self::run), on the heartbeat's connection.
+    async fn run_heartbeat<T>(
+        &self,
+        what: &str,
+        op: impl for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
+    ) -> Result<T> {
+        self.run_on(&self.heartbeat_client, what, op).await
+    }
+
+    async fn run_on<T>(
+        &self,
+        connection: &tokio::sync::Mutex<Option<Client>>,
+        what: &str,
+        op: impl for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
+    ) -> Result<T> {
         if self.is_shut_down() {
             return Err(Error::unavailable("the PostgreSQL coordinator is closed"));
         }
-        let mut slot = self.client.lock().await;
+        let mut slot = connection.lock().await;
         let attempt = async {
             if slot.as_ref().is_none_or(Client::is_closed) {
                 *slot = None;
@@ -174,48 +197,61 @@ enum Beat {
     Lost,
 }
 
-/// Extends our session and reaps dead ones (ours included, when it ran
-/// out), in one write transaction.
+/// Extends our session (on its own, holding no lock while reaping), then,
+/// if any session ran out (ours included), reaps them in a write
+/// transaction.
 async fn beat(shared: &Shared, session: i64) -> Result<Beat> {
     let schema = shared.config.schema.clone();
     let timeout = timeout_ms(&shared.config);
     shared
-        .run("heartbeat", move |client| {
+        .run_heartbeat("heartbeat", move |client| {
             Box::pin(async move {
-                let tx = client
-                    .transaction()
-                    .await
-                    .map_err(|e| from_pg(e, "begin"))?;
-                // Writes take the meta row first: one lock order for all.
-                let revision: i64 = tx
-                    .query_one(
-                        &format!("SELECT revision FROM {schema}.meta WHERE id = 1 FOR UPDATE"),
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| from_pg(e, "locking the revision"))?
-                    .get(0);
-                let updated = tx
-                    .execute(
+                let updated = client
+                    .execute_typed(
                         &format!(
                             "UPDATE {schema}.sessions \
-                             SET expires_at = now() + $1::bigint * interval '1 millisecond' \
+                             SET expires_at = now() + $1 * interval '1 millisecond' \
                              WHERE id = $2 AND expires_at >= now()"
                         ),
-                        &[&timeout, &session],
+                        &[(&timeout, Type::INT8), (&session, Type::INT8)],
                     )
                     .await
                     .map_err(|e| from_pg(e, "heartbeat"))?;
-                reap_sessions(&tx, &schema, revision + 1).await?;
-                tx.commit().await.map_err(|e| from_pg(e, "commit"))?;
-                Ok(if updated == 1 {
-                    Beat::Alive
-                } else {
-                    Beat::Lost
-                })
+                let any_dead: bool = client
+                    .query_typed_one(
+                        &format!(
+                            "SELECT EXISTS (SELECT 1 FROM {schema}.sessions WHERE expires_at < now())"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| from_pg(e, "looking for expired sessions"))?
+                    .get(0);
+                if any_dead {
+                    let tx = client
+                        .transaction()
+                        .await
+                        .map_err(|e| from_pg(e, "begin"))?;
+                    // Writes take the meta row first: one order for all.
+                    let revision = lock_revision(&tx, &schema).await?;
+                    reap_sessions(&tx, &schema, revision + 1).await?;
+                    tx.commit().await.map_err(|e| from_pg(e, "commit"))?;
+                }
+                Ok(if updated == 1 { Beat::Alive } else { Beat::Lost })
             })
         })
         .await
+}
+
+async fn lock_revision(tx: &tokio_postgres::Transaction<'_>, schema: &str) -> Result<i64> {
+    Ok(tx
+        .query_typed_one(
+            &format!("SELECT revision FROM {schema}.meta WHERE id = 1 FOR UPDATE"),
+            &[],
+        )
+        .await
+        .map_err(|e| from_pg(e, "locking the revision"))?
+        .get(0))
 }
 
 /// Heartbeats every third of the session timeout until shutdown; starts a
@@ -257,7 +293,7 @@ async fn renew_session(shared: &Arc<Shared>, lost: i64) {
     shared.hub.publish(SessionEvent::Expired);
     let config = shared.config.clone();
     let started = shared
-        .run("starting a session", move |client| {
+        .run_heartbeat("starting a session", move |client| {
             Box::pin(async move { new_session(client, &config).await })
         })
         .await;
@@ -297,14 +333,7 @@ pub(crate) async fn end_session(shared: &Shared, session: i64) -> Result<()> {
                     .transaction()
                     .await
                     .map_err(|e| from_pg(e, "begin"))?;
-                let revision: i64 = tx
-                    .query_one(
-                        &format!("SELECT revision FROM {schema}.meta WHERE id = 1 FOR UPDATE"),
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| from_pg(e, "locking the revision"))?
-                    .get(0);
+                let revision = lock_revision(&tx, &schema).await?;
                 tx.execute(
                     &format!("UPDATE {schema}.sessions SET expires_at = '-infinity' WHERE id = $1"),
                     &[&session],
