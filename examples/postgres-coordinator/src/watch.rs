@@ -138,7 +138,7 @@ async fn listen_once(shared: &Shared, first: bool) -> Result<()> {
     let config = &shared.config;
     // Named, so an operator (or a test) can tell it in pg_stat_activity.
     let mut settings = config.connection.clone();
-    settings.application_name(&listener_name(&config.schema));
+    settings.application_name(listener_name(&config.schema));
     let connecting = settings.connect(tokio_postgres::NoTls);
     let (client, mut connection) = tokio::time::timeout(config.operation_timeout, connecting)
         .await
