@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use testcontainers::core::wait::LogWaitStrategy;
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -24,6 +25,7 @@ fn env_var(kind: ServerKind) -> &'static str {
         ServerKind::ZooKeeper => "KINGPIN_TEST_ZK",
         ServerKind::Etcd => "KINGPIN_TEST_ETCD",
         ServerKind::S3 => "KINGPIN_TEST_S3",
+        ServerKind::Postgres => "KINGPIN_TEST_POSTGRES",
     }
 }
 
@@ -181,6 +183,7 @@ static ZOOKEEPER_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> =
     OnceCell::const_new();
 static ETCD_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
 static MINIO_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
+static POSTGRES_CONTAINER: OnceCell<(ContainerAsync<GenericImage>, String)> = OnceCell::const_new();
 
 /// Credentials of the MinIO container testcontainers starts.
 const MINIO_CREDENTIALS: (&str, &str) = ("kingpin-minio", "kingpin-minio-secret");
@@ -222,6 +225,7 @@ async fn container_endpoint(kind: ServerKind) -> String {
         ServerKind::ZooKeeper => &ZOOKEEPER_CONTAINER,
         ServerKind::Etcd => &ETCD_CONTAINER,
         ServerKind::S3 => &MINIO_CONTAINER,
+        ServerKind::Postgres => &POSTGRES_CONTAINER,
     };
     let (_, endpoint) = cell
         .get_or_init(|| async move {
@@ -242,6 +246,15 @@ async fn container_endpoint(kind: ServerKind) -> String {
                     ),
                     2379,
                 ),
+                // The image's first server only initializes the database:
+                // the second "ready" is the one that listens.
+                ServerKind::Postgres => (
+                    GenericImage::new("postgres", "15").with_wait_for(WaitFor::log(
+                        LogWaitStrategy::stderr("database system is ready to accept connections")
+                            .with_times(2),
+                    )),
+                    5432,
+                ),
             };
             let request = image.with_exposed_port(port.tcp());
             let request = match kind {
@@ -255,6 +268,8 @@ async fn container_endpoint(kind: ServerKind) -> String {
                     .with_env_var("MINIO_ROOT_USER", MINIO_CREDENTIALS.0)
                     .with_env_var("MINIO_ROOT_PASSWORD", MINIO_CREDENTIALS.1)
                     .with_cmd(["server", "/data"]),
+                // Trust, as the local server does: no password anywhere.
+                ServerKind::Postgres => request.with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust"),
             };
             let container = request
                 .start()

@@ -1,7 +1,10 @@
 //! Real servers as local processes on loopback: ZooKeeper (Debian's
-//! `zookeeper` package) and etcd (`etcd-server`). Used by the test command
-//! for the shared servers and by cases that must restart a server of their
-//! own.
+//! `zookeeper` package), etcd (`etcd-server`), the test S3 server, and
+//! PostgreSQL (`postgresql`, for the PostgreSQL coordinator example). Used
+//! by the test command for the shared servers and by cases that must
+//! restart a server of their own.
+
+mod postgres;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -32,6 +35,8 @@ pub enum ServerKind {
     /// An S3-compatible server (`kingpin-test-s3`, on `s3s-fs`) with SigV4
     /// credentials.
     S3,
+    /// PostgreSQL, trusting the `postgres` user on 127.0.0.1 (no password).
+    Postgres,
 }
 
 /// The access key the local S3 server accepts.
@@ -85,6 +90,7 @@ impl LocalServer {
             }
             ServerKind::Etcd => which("etcd").is_some(),
             ServerKind::S3 => s3_server_binary().is_some(),
+            ServerKind::Postgres => postgres::binaries().is_some(),
         }
     }
 
@@ -219,6 +225,9 @@ impl LocalServer {
     /// for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if self.kind == ServerKind::Postgres {
+                return postgres::stop(&mut child);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -284,6 +293,7 @@ impl LocalServer {
             ServerKind::ZooKeeper => self.zookeeper_command()?,
             ServerKind::Etcd => self.etcd_command(),
             ServerKind::S3 => self.s3_command()?,
+            ServerKind::Postgres => postgres::command(&self.dir, self.client_port)?,
         };
         let child = command
             .stdin(Stdio::null())
@@ -454,6 +464,9 @@ impl LocalServer {
     }
 
     async fn probe(&self, addr: SocketAddr) -> bool {
+        if self.kind == ServerKind::Postgres {
+            return postgres::probe(addr).await;
+        }
         let (request, expect): (&[u8], &str) = match self.kind {
             ServerKind::ZooKeeper => (b"ruok", "imok"),
             ServerKind::Etcd => (
@@ -461,7 +474,9 @@ impl LocalServer {
                 "\"health\":\"true\"",
             ),
             // Any HTTP answer (anonymous requests are refused) means it serves.
-            ServerKind::S3 => (b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", "HTTP/1."),
+            ServerKind::S3 | ServerKind::Postgres => {
+                (b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", "HTTP/1.")
+            }
         };
         let attempt = async {
             let mut stream = TcpStream::connect(addr).await.ok()?;

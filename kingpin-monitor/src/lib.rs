@@ -67,24 +67,37 @@ impl Monitor {
     /// fails here, not later), and starts syncing in the background. The
     /// coordinator need not be reachable: the monitor keeps the files,
     /// reports not-ready, and connects when it can.
+    #[cfg(feature = "backends")]
     pub async fn start(settings: MonitorSettings) -> anyhow::Result<Monitor> {
-        Self::start_inner(settings, None).await
+        Self::start_inner(settings, Backends::FromSettings { blobs: None }).await
     }
 
     /// As [`start`](Self::start), with a blob store client opened by the
     /// caller instead of from `settings.blobstore`: for running many
     /// monitors in one process (benchmarks) on one connection pool.
+    #[cfg(feature = "backends")]
     pub async fn start_with_blob_store(
         settings: MonitorSettings,
         blobs: Arc<dyn BlobStore>,
     ) -> anyhow::Result<Monitor> {
-        Self::start_inner(settings, Some(blobs)).await
+        Self::start_inner(settings, Backends::FromSettings { blobs: Some(blobs) }).await
     }
 
-    async fn start_inner(
+    /// As [`start`](Self::start), on a coordinator session and a blob store
+    /// the caller opened (the settings' URLs are not used): for a backend
+    /// the `kingpin` facade does not know, such as one written outside this
+    /// repository. The monitor owns the session from then on and closes it
+    /// when stopped; a session keeps itself alive across expiry, as the
+    /// `Coordinator` contract requires.
+    pub async fn start_with_backends(
         settings: MonitorSettings,
-        blobs: Option<Arc<dyn BlobStore>>,
+        coordinator: Arc<dyn Coordinator>,
+        blobs: Arc<dyn BlobStore>,
     ) -> anyhow::Result<Monitor> {
+        Self::start_inner(settings, Backends::Given(coordinator, blobs)).await
+    }
+
+    async fn start_inner(settings: MonitorSettings, backends: Backends) -> anyhow::Result<Monitor> {
         for dir in [&settings.config_dir, &settings.serverset_dir] {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -124,7 +137,7 @@ impl Monitor {
         tasks.push(tokio::spawn(run(
             Arc::new(settings),
             host,
-            blobs,
+            backends,
             state.clone(),
             metrics.clone(),
         )));
@@ -172,16 +185,32 @@ impl Drop for Monitor {
     }
 }
 
+/// Where the monitor's coordinator and blob store come from.
+enum Backends {
+    /// Opened from the settings' URLs (the blob store possibly given).
+    #[cfg(feature = "backends")]
+    FromSettings { blobs: Option<Arc<dyn BlobStore>> },
+    /// Opened by the caller.
+    Given(Arc<dyn Coordinator>, Arc<dyn BlobStore>),
+}
+
+#[cfg_attr(not(feature = "backends"), allow(unused_variables))]
 async fn connect(
     settings: &MonitorSettings,
-    blobs: Option<&Arc<dyn BlobStore>>,
+    backends: &Backends,
 ) -> kingpin_api::Result<(Arc<dyn Coordinator>, Arc<dyn BlobStore>)> {
-    let coordinator = kingpin::open_coordinator(&settings.coordinator).await?;
-    let blobs = match blobs {
-        Some(blobs) => blobs.clone(),
-        None => kingpin::open_blob_store(&settings.blobstore).await?,
-    };
-    Ok((coordinator, blobs))
+    match backends {
+        Backends::Given(coordinator, blobs) => Ok((coordinator.clone(), blobs.clone())),
+        #[cfg(feature = "backends")]
+        Backends::FromSettings { blobs } => {
+            let coordinator = kingpin::open_coordinator(&settings.coordinator).await?;
+            let blobs = match blobs {
+                Some(blobs) => blobs.clone(),
+                None => kingpin::open_blob_store(&settings.blobstore).await?,
+            };
+            Ok((coordinator, blobs))
+        }
+    }
 }
 
 /// Connects (retrying while the backends are down), then follows the
@@ -189,13 +218,13 @@ async fn connect(
 async fn run(
     settings: Arc<MonitorSettings>,
     host: kingpin_api::environment::HostId,
-    blobs: Option<Arc<dyn BlobStore>>,
+    backends: Backends,
     state: Arc<MonitorState>,
     metrics: Arc<Metrics>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let (coordinator, blobs) = loop {
-        match connect(&settings, blobs.as_ref()).await {
+        match connect(&settings, &backends).await {
             Ok(connected) => break connected,
             Err(e) => {
                 metrics.error("connect");

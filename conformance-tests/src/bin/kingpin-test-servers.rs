@@ -1,5 +1,5 @@
 //! Starts the test command's shared servers on loopback and leaves them
-//! running: `kingpin-test-servers DIR zookeeper etcd s3`.
+//! running: `kingpin-test-servers DIR zookeeper etcd s3 postgres`.
 //!
 //! Writes `DIR/env` (`KINGPIN_TEST_ZK=…` lines for the test run) and
 //! `DIR/pids` (one process id per line, for the test command to stop them).
@@ -14,7 +14,7 @@ use kingpin_conformance_tests::servers::{LocalServer, ServerKind};
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let Some(dir) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: kingpin-test-servers DIR [zookeeper] [etcd]");
+        eprintln!("usage: kingpin-test-servers DIR [zookeeper] [etcd] [s3] [postgres]");
         return ExitCode::from(2);
     };
     let mut env = String::new();
@@ -24,8 +24,9 @@ async fn main() -> ExitCode {
             "zookeeper" => (ServerKind::ZooKeeper, "KINGPIN_TEST_ZK"),
             "etcd" => (ServerKind::Etcd, "KINGPIN_TEST_ETCD"),
             "s3" => (ServerKind::S3, "KINGPIN_TEST_S3"),
+            "postgres" => (ServerKind::Postgres, "KINGPIN_TEST_POSTGRES"),
             other => {
-                eprintln!("unknown server {other:?}; expected zookeeper, etcd or s3");
+                eprintln!("unknown server {other:?}; expected zookeeper, etcd, s3 or postgres");
                 return ExitCode::from(2);
             }
         };
