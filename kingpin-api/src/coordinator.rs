@@ -351,7 +351,26 @@ pub trait Coordinator: Send + Sync + Debug {
     }
 
     /// Reads a node's data and metadata. `NotFound` if it does not exist.
+    ///
+    /// A read reflects at least every write this session made and every
+    /// change its watches reported; it may miss another session's write
+    /// acknowledged moments ago where the backend serves reads from the
+    /// member the session is connected to (ZooKeeper). Call
+    /// [`sync`](Self::sync) first to see those too.
     async fn get(&self, path: &NodePath) -> Result<Node>;
+
+    /// Brings this session up to date with the cluster, so that its reads
+    /// of `path` after the call reflect every write acknowledged (to any
+    /// session) before it. `path` need not exist.
+    ///
+    /// The default does nothing, which is right for backends whose reads
+    /// are linearizable already (etcd's default reads, a single database);
+    /// ZooKeeper, whose followers serve reads and may lag the leader,
+    /// overrides it.
+    async fn sync(&self, path: &NodePath) -> Result<()> {
+        let _ = path;
+        Ok(())
+    }
 
     /// A node's metadata, or `None` if it does not exist. The default reads
     /// the node; backends with a cheaper check override it.

@@ -478,7 +478,12 @@ async fn fetch_config(
     on_disk: Option<&str>,
 ) -> Result<Option<Fetched>, SyncError> {
     let name = &metaconfig.name;
-    let Some((record, _)) = ctx.store.record(name).await.map_err(SyncError::fetch)? else {
+    let Some((record, _)) = ctx
+        .store
+        .record_as_watched(name)
+        .await
+        .map_err(SyncError::fetch)?
+    else {
         return Ok(None);
     };
     let content = if on_disk == Some(record.sha256.as_str()) {

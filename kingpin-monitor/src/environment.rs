@@ -162,7 +162,7 @@ async fn sync_view(
         Some(version) => ctx.store.record_at(&view_name, version).await,
         None => ctx
             .store
-            .record(&view_name)
+            .record_as_watched(&view_name)
             .await
             .map(|r| r.map(|(record, _)| record)),
     }

@@ -196,6 +196,15 @@ impl Coordinator for ZooKeeperCoordinator {
         })
     }
 
+    async fn sync(&self, path: &NodePath) -> Result<()> {
+        let client = self.shared.client()?;
+        match client.sync(path.as_str()).await {
+            // The leader orders the sync whether or not the node exists.
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(e) => Err(from_zk(e, path.as_str())),
+        }
+    }
+
     async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
         let client = self.shared.client()?;
         let s = client

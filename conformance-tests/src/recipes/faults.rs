@@ -122,6 +122,10 @@ impl Coordinator for FaultyCoordinator {
         self.inner.get(path).await
     }
 
+    async fn sync(&self, path: &NodePath) -> Result<()> {
+        self.inner.sync(path).await
+    }
+
     async fn exists(&self, path: &NodePath) -> Result<Option<Stat>> {
         self.inner.exists(path).await
     }

@@ -163,8 +163,25 @@ impl ConfigStore {
         &self.blobs
     }
 
-    /// The current record and node version, without the content.
+    /// The current record and node version, without the content: every
+    /// version acknowledged before the call is seen (the session first
+    /// catches up with the cluster, see [`Coordinator::sync`]).
     pub async fn record(&self, name: &ConfigName) -> Result<Option<(ConfigRecord, u64)>> {
+        self.coordinator.sync(name.node_path()).await?;
+        self.record_as_watched(name).await
+    }
+
+    /// The current record as the session's member has it, without first
+    /// catching up with the cluster: for readers that follow the config's
+    /// watch, such as the monitor. A change is reported after the member
+    /// applied it, so this read sees at least the version the watch
+    /// reported, and saves a round trip to the leader per read; another
+    /// session's write acknowledged moments ago may be missed until its
+    /// own watch event arrives.
+    pub async fn record_as_watched(
+        &self,
+        name: &ConfigName,
+    ) -> Result<Option<(ConfigRecord, u64)>> {
         match self.coordinator.get(name.node_path()).await {
             Ok(node) => Ok(Some((
                 ConfigRecord::from_json(&node.data, name.as_str())?,
