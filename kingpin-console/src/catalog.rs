@@ -163,17 +163,27 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// Reads it once if it was never read.
+    /// Reads it once if it was never read. A request arriving while the
+    /// first read runs waits for that read instead of starting another.
     pub async fn ensure_loaded(&self) -> Result<()> {
         if self.current().loaded {
             return Ok(());
         }
-        self.refresh().await
+        let _one = self.refreshing.lock().await;
+        if self.current().loaded {
+            return Ok(());
+        }
+        self.reread().await
     }
 
     /// Re-reads every config record, and the contents that changed.
     pub async fn refresh(&self) -> Result<()> {
         let _one = self.refreshing.lock().await;
+        self.reread().await
+    }
+
+    /// [`refresh`](Self::refresh), with the one-refresh lock held.
+    async fn reread(&self) -> Result<()> {
         let records = self.walk().await?;
         let previous = self.current();
         let mut entries = BTreeMap::new();
