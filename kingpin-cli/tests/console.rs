@@ -36,7 +36,11 @@ fn kingpin(dir: &Path, args: &[&str]) -> Command {
 }
 
 fn refused(dir: &Path, args: &[&str]) -> String {
-    let Output { status, stdout, stderr } = kingpin(dir, args).output().expect("kingpin runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = kingpin(dir, args).output().expect("kingpin runs");
     assert!(!status.success(), "kingpin {args:?} should refuse to serve");
     assert!(
         !String::from_utf8_lossy(&stdout).contains("http://"),
@@ -97,7 +101,9 @@ fn serve(dir: &Path, args: &[&str]) -> Result<Served, String> {
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("stdout");
         if let Some(at) = line.find("http://") {
-            let address = line[at + "http://".len()..].trim_end_matches('/').to_owned();
+            let address = line[at + "http://".len()..]
+                .trim_end_matches('/')
+                .to_owned();
             return Ok(Served { child, address });
         }
     }
@@ -152,10 +158,18 @@ async fn console_binds_loopback_and_serves_a_user_signed_in_from_a_users_file() 
         .build()
         .expect("an HTTP client");
 
-    let first = client.get(format!("{base}/configs")).send().await.expect("GET");
+    let first = client
+        .get(format!("{base}/configs"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(first.status(), reqwest::StatusCode::SEE_OTHER);
 
-    let form = client.get(format!("{base}/signin")).send().await.expect("GET");
+    let form = client
+        .get(format!("{base}/signin"))
+        .send()
+        .await
+        .expect("GET");
     let signin_cookies = cookies(&form);
     let page = form.text().await.expect("the sign-in form");
     let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
