@@ -47,6 +47,9 @@ pub struct CatalogEntry {
     pub record: ConfigRecord,
     /// The content, when small and text.
     pub text: Option<Arc<str>>,
+    /// `text` in ASCII lowercase (same byte offsets), for searching
+    /// without folding every content's case on every search.
+    folded: Option<Arc<[u8]>>,
 }
 
 /// One row of the tree under a prefix.
@@ -163,17 +166,27 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// Reads it once if it was never read.
+    /// Reads it once if it was never read. A request arriving while the
+    /// first read runs waits for that read instead of starting another.
     pub async fn ensure_loaded(&self) -> Result<()> {
         if self.current().loaded {
             return Ok(());
         }
-        self.refresh().await
+        let _one = self.refreshing.lock().await;
+        if self.current().loaded {
+            return Ok(());
+        }
+        self.reread().await
     }
 
     /// Re-reads every config record, and the contents that changed.
     pub async fn refresh(&self) -> Result<()> {
         let _one = self.refreshing.lock().await;
+        self.reread().await
+    }
+
+    /// [`refresh`](Self::refresh), with the one-refresh lock held.
+    async fn reread(&self) -> Result<()> {
         let records = self.walk().await?;
         let previous = self.current();
         let mut entries = BTreeMap::new();
@@ -203,6 +216,7 @@ impl Catalog {
             let size = entry.text.as_ref().map_or(0, |t| t.len());
             if indexed + size > INDEXED_TOTAL_LIMIT {
                 entry.text = None;
+                entry.folded = None;
             } else {
                 indexed += size;
             }
@@ -250,18 +264,24 @@ impl Catalog {
             match self.store.content(&name, &record).await {
                 Ok(content) => {
                     kind = Some(infer_kind(name.as_str(), &content));
-                    text = String::from_utf8(content.to_vec()).ok().map(Arc::from);
+                    text = String::from_utf8(content.to_vec())
+                        .ok()
+                        .map(Arc::<str>::from);
                 }
                 Err(e) => {
                     tracing::warn!(config = %name, error = %e, "cannot read content for the catalog")
                 }
             }
         }
+        let folded = text
+            .as_deref()
+            .map(|t| Arc::from(t.to_ascii_lowercase().into_bytes()));
         CatalogEntry {
             name: name.as_str().to_owned(),
             kind,
             record,
             text,
+            folded,
         }
     }
 
@@ -321,6 +341,17 @@ impl Catalog {
     /// One config, if the catalog has it.
     pub fn get(&self, name: &str) -> Option<CatalogEntry> {
         self.current().entries.get(name).cloned()
+    }
+
+    /// The current version of every config in `names`, in order, from one
+    /// snapshot and without copying entries (the hosts pages look up
+    /// thousands).
+    pub fn versions<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<Option<u64>> {
+        let snapshot = self.current();
+        names
+            .into_iter()
+            .map(|name| snapshot.entries.get(name).map(|e| e.record.version))
+            .collect()
     }
 
     /// The rows directly under `prefix` (empty: the top), for names
@@ -389,18 +420,15 @@ impl Catalog {
             return (Vec::new(), 0);
         }
         let snapshot = self.current();
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
         let mut by_name = Vec::new();
         let mut by_content = Vec::new();
         let mut total = 0;
         for (name, entry) in &snapshot.entries {
             let in_name = name.contains(&needle);
-            let at = if in_content {
-                entry
-                    .text
-                    .as_deref()
-                    .and_then(|t| find_ignore_case(t, &needle).map(|at| (t, at)))
-            } else {
-                None
+            let at = match (in_content, entry.text.as_deref(), entry.folded.as_deref()) {
+                (true, Some(text), Some(folded)) => finder.find(folded).map(|at| (text, at)),
+                _ => None,
             };
             if !(in_name || at.is_some()) || !visible(name) {
                 continue;

@@ -11,10 +11,9 @@ use crate::error::PageError;
 use crate::pages::layout::{config_link, page};
 use crate::{when, AppState};
 
-/// A host's entry against the catalog's current version.
-fn behind(state: &AppState, name: &str, version: Option<u64>) -> Option<u64> {
-    let current = state.catalog.get(name)?.record.version;
-    version.filter(|v| *v < current).map(|_| current)
+/// Whether a host's version is older than the catalog's current one.
+fn behind(version: Option<u64>, current: Option<u64>) -> bool {
+    matches!((version, current), (Some(v), Some(c)) if v < c)
 }
 
 /// `/hosts`: every host that reports, with what is behind or failing.
@@ -39,7 +38,8 @@ pub async fn list(State(state): State<Arc<AppState>>, who: SignedIn) -> Result<M
                     @for h in &hosts {
                         @let visible: Vec<_> = h.entries.iter().filter(|e| who.may(&e.name, Role::Viewer)).collect();
                         @let failing = visible.iter().filter(|e| e.error.is_some()).count();
-                        @let late = visible.iter().filter(|e| behind(&state, &e.name, e.version).is_some()).count();
+                        @let current = state.catalog.versions(visible.iter().map(|e| e.name.as_str()));
+                        @let late = visible.iter().zip(&current).filter(|(e, c)| behind(e.version, **c)).count();
                         tr {
                             td { a href=(format!("/host/{}", h.host)) { (h.host) } }
                             td { (visible.len()) }
@@ -74,6 +74,9 @@ pub async fn show(
         .iter()
         .filter(|e| who.may(&e.name, Role::Viewer))
         .collect();
+    let currents = state
+        .catalog
+        .versions(entries.iter().map(|e| e.name.as_str()));
     Ok(page(
         &who,
         host.as_str(),
@@ -84,8 +87,8 @@ pub async fn show(
             table #entries {
                 thead { tr { th { "name" } th { "version on disk" } th { "current" } th { "last sync" } th { "state" } } }
                 tbody {
-                    @for e in &entries {
-                        @let current = state.catalog.get(&e.name).map(|c| c.record.version);
+                    @for (e, current) in entries.iter().zip(&currents) {
+                        @let current = *current;
                         tr {
                             td { @if e.name.starts_with("discovery.") { a href=(format!("/serverset/{}", e.name)) { (e.name) } } @else { (config_link(&e.name)) } }
                             td { (e.version.map(|v| v.to_string()).unwrap_or_default()) }
@@ -93,7 +96,7 @@ pub async fn show(
                             td { (when(e.synced_ms.unwrap_or(0))) }
                             td {
                                 @if let Some(error) = &e.error { span.badge-bad { "failing: " (error) } }
-                                @else if behind(&state, &e.name, e.version).is_some() { span.badge-behind { "behind" } }
+                                @else if behind(e.version, current) { span.badge-behind { "behind" } }
                                 @else { "in sync" }
                             }
                         }
